@@ -1,0 +1,64 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// IndexPackOptions says where index-pack puts a pack.
+type IndexPackOptions struct {
+	// ObjectDir, when set, receives the pack instead of the repository's own
+	// object directory (a quarantine); the repository's objects stay visible
+	// to resolve thin-pack bases.
+	ObjectDir string
+	// FixThin completes a thin pack with the bases it refers to.
+	FixThin bool
+}
+
+// IndexPack reads a pack from r, checks every object, and writes it with its
+// index into the repository at dir (or the quarantine of opts). It returns
+// the pack's checksum as index-pack prints it.
+func IndexPack(ctx context.Context, dir string, r io.Reader, opts IndexPackOptions) (string, error) {
+	args := []string{"index-pack", "--stdin", "--strict"}
+	if opts.FixThin {
+		args = append(args, "--fix-thin")
+	}
+	var env []string
+	if opts.ObjectDir != "" {
+		env = []string{
+			"GIT_OBJECT_DIRECTORY=" + opts.ObjectDir,
+			"GIT_ALTERNATE_OBJECT_DIRECTORIES=" + dir + "/objects",
+		}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, dir, env, r, &out, args...); err != nil {
+		return "", err
+	}
+	// index-pack prints "pack\t<hash>" or "keep\t<hash>".
+	line := strings.TrimSpace(out.String())
+	if _, hash, ok := strings.Cut(line, "\t"); ok {
+		return hash, nil
+	}
+	return "", fmt.Errorf("git index-pack: unexpected output %q", line)
+}
+
+// PackObjects writes to w a pack of every object reachable from wants and not
+// from haves, as pack-objects --revs computes it. The walk is bounded by the
+// objects the write adds, never by the size of the repository.
+func PackObjects(ctx context.Context, dir string, wants, haves []string, w io.Writer) error {
+	var in strings.Builder
+	for _, id := range wants {
+		in.WriteString(id)
+		in.WriteByte('\n')
+	}
+	for _, id := range haves {
+		in.WriteByte('^')
+		in.WriteString(id)
+		in.WriteByte('\n')
+	}
+	return run(ctx, dir, nil, strings.NewReader(in.String()), w,
+		"pack-objects", "--stdout", "--revs", "--quiet", "--delta-base-offset")
+}

@@ -1,0 +1,145 @@
+package git
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// RefUpdate moves one ref from Old to New. Old = ZeroID means the ref must
+// not exist; New = ZeroID deletes it; Old = "" skips the check of the old
+// value (used only for refs sitesync does not guard).
+type RefUpdate struct {
+	Ref string
+	Old string
+	New string
+}
+
+// RefUpdater runs ref transactions through one long-lived
+// `git update-ref --stdin` process, so every write takes git's own ref locks.
+// Safe for concurrent use; transactions run one at a time.
+type RefUpdater struct{ p proc }
+
+// NewRefUpdater returns an updater for the repository at dir. env is added to
+// the process's environment (for example to tell sitesync's own
+// reference-transaction hook that this write is already decided).
+func NewRefUpdater(dir string, env ...string) *RefUpdater {
+	return &RefUpdater{p: proc{dir: dir, args: []string{"update-ref", "--stdin"}, env: env}}
+}
+
+// Prepared is a transaction whose ref locks are held. Exactly one of Commit
+// or Abort must be called; until then other transactions of the same updater
+// wait.
+type Prepared struct {
+	u    *RefUpdater
+	done bool
+}
+
+// Prepare locks every ref of the batch and checks its old value. On success
+// the locks are held until Commit or Abort. On failure nothing has changed
+// and the error says which ref did not match.
+func (u *RefUpdater) Prepare(ctx context.Context, updates []RefUpdate) (*Prepared, error) {
+	if len(updates) == 0 {
+		return nil, errors.New("empty ref transaction")
+	}
+	for _, up := range updates {
+		if err := checkUpdate(up); err != nil {
+			return nil, err
+		}
+	}
+	u.p.mu.Lock()
+	err := u.p.exchange(ctx,
+		func(w *bufio.Writer) error {
+			w.WriteString("start\n")
+			for _, up := range updates {
+				if up.Old == "" {
+					fmt.Fprintf(w, "update %s %s\n", up.Ref, up.New)
+				} else {
+					fmt.Fprintf(w, "update %s %s %s\n", up.Ref, up.New, up.Old)
+				}
+			}
+			_, err := w.WriteString("prepare\n")
+			return err
+		},
+		func(r *bufio.Reader) error {
+			if err := expect(r, "start: ok"); err != nil {
+				return err
+			}
+			return expect(r, "prepare: ok")
+		})
+	if err != nil {
+		u.p.mu.Unlock()
+		return nil, fmt.Errorf("prepare ref transaction: %w", err)
+	}
+	return &Prepared{u: u}, nil
+}
+
+// Commit makes the prepared updates visible and releases the locks.
+func (t *Prepared) Commit(ctx context.Context) error { return t.finish(ctx, "commit") }
+
+// Abort drops the prepared updates and releases the locks.
+func (t *Prepared) Abort(ctx context.Context) error { return t.finish(ctx, "abort") }
+
+func (t *Prepared) finish(ctx context.Context, verb string) error {
+	if t.done {
+		return fmt.Errorf("ref transaction already finished")
+	}
+	t.done = true
+	defer t.u.p.mu.Unlock()
+	err := t.u.p.exchange(ctx,
+		func(w *bufio.Writer) error { _, err := w.WriteString(verb + "\n"); return err },
+		func(r *bufio.Reader) error { return expect(r, verb+": ok") })
+	if err != nil {
+		return fmt.Errorf("%s ref transaction: %w", verb, err)
+	}
+	return nil
+}
+
+// Apply runs a whole transaction: prepare, then commit.
+func (u *RefUpdater) Apply(ctx context.Context, updates []RefUpdate) error {
+	tx, err := u.Prepare(ctx, updates)
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Close ends the process.
+func (u *RefUpdater) Close() error { return u.p.close() }
+
+func expect(r *bufio.Reader, want string) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("waiting for %q: %w", want, err)
+	}
+	if got := strings.TrimSuffix(line, "\n"); got != want {
+		return fmt.Errorf("unexpected reply %q, want %q", got, want)
+	}
+	return nil
+}
+
+func checkUpdate(up RefUpdate) error {
+	if !strings.HasPrefix(up.Ref, "refs/") || strings.ContainsAny(up.Ref, " \n\r\x00") {
+		return fmt.Errorf("invalid ref name %q", up.Ref)
+	}
+	if !IsID(up.New) || (up.Old != "" && !IsID(up.Old)) {
+		return fmt.Errorf("ref %s: invalid object id in update %q -> %q", up.Ref, up.Old, up.New)
+	}
+	return nil
+}
+
+// IsID reports whether s is a full hexadecimal SHA-1 object id.
+func IsID(s string) bool {
+	if len(s) != len(ZeroID) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

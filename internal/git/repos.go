@@ -1,0 +1,95 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Repo is an open repository with its long-lived git processes.
+type Repo struct {
+	Project string
+	Dir     string
+	Objects *CatFile
+	Refs    *RefUpdater
+}
+
+// Repos hands out one Repo per project, so the processes of a repository are
+// shared by every request that touches it. Safe for concurrent use.
+type Repos struct {
+	root Root
+	env  []string
+
+	mu    sync.Mutex
+	open  map[string]*Repo
+	close bool
+}
+
+// NewRepos serves the repositories under root. env is added to the
+// environment of each repository's update-ref process.
+func NewRepos(root Root, env ...string) *Repos {
+	return &Repos{root: root, env: env, open: make(map[string]*Repo)}
+}
+
+// Root is the repository root served.
+func (rs *Repos) Root() Root { return rs.root }
+
+// Open returns the repository of project, which must exist (ErrNotFound
+// otherwise).
+func (rs *Repos) Open(project string) (*Repo, error) {
+	dir, err := rs.root.Existing(project)
+	if err != nil {
+		return nil, err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.close {
+		return nil, errors.New("repositories closed")
+	}
+	if r, ok := rs.open[dir]; ok {
+		return r, nil
+	}
+	r := &Repo{Project: project, Dir: dir, Objects: NewCatFile(dir), Refs: NewRefUpdater(dir, rs.env...)}
+	rs.open[dir] = r
+	return r, nil
+}
+
+// Close ends every process. Open fails afterwards.
+func (rs *Repos) Close() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.close = true
+	var errs []error
+	for dir, r := range rs.open {
+		errs = append(errs, r.Objects.Close(), r.Refs.Close())
+		delete(rs.open, dir)
+	}
+	return errors.Join(errs...)
+}
+
+// ListRefs returns every ref of the repository at dir under prefix (all refs
+// when prefix is empty) with the object it points at.
+func ListRefs(ctx context.Context, dir, prefix string) (map[string]string, error) {
+	args := []string{"for-each-ref", "--format=%(objectname) %(refname)"}
+	if prefix != "" {
+		args = append(args, prefix)
+	}
+	out, err := output(ctx, dir, args...)
+	if err != nil {
+		return nil, err
+	}
+	refs := make(map[string]string)
+	for _, line := range bytes.Split(out, []byte{'\n'}) {
+		if len(line) == 0 {
+			continue
+		}
+		id, name, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
+			return nil, fmt.Errorf("git for-each-ref: unexpected line %q", line)
+		}
+		refs[string(name)] = string(id)
+	}
+	return refs, nil
+}
