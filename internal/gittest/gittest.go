@@ -1,0 +1,174 @@
+package gittest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// GitEnv is the environment git commands of a test run with.
+type GitEnv struct {
+	vars []string
+}
+
+// Env returns an environment with its own empty HOME, no system
+// configuration and fixed identities, so a test sees the same git whatever
+// the machine's configuration.
+func Env(tb testing.TB) *GitEnv {
+	tb.Helper()
+	home := tb.TempDir()
+	vars := append(os.Environ(),
+		"HOME="+home,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL="+filepath.Join(home, ".gitconfig"),
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_NAME=Test Author", "GIT_AUTHOR_EMAIL=author@example.com",
+		"GIT_COMMITTER_NAME=Test Committer", "GIT_COMMITTER_EMAIL=committer@example.com",
+	)
+	return &GitEnv{vars: vars}
+}
+
+// Vars is the environment as KEY=VALUE entries, for commands a test builds.
+func (e *GitEnv) Vars() []string { return e.vars }
+
+// Try runs git in dir ("" for the current directory) and returns its
+// combined output and error.
+func (e *GitEnv) Try(dir string, args ...string) (string, error) {
+	return e.TryInput(dir, nil, args...)
+}
+
+// TryInput is Try with standard input.
+func (e *GitEnv) TryInput(dir string, stdin []byte, args ...string) (string, error) {
+	if dir != "" {
+		args = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.Command("git", args...)
+	cmd.Env = e.vars
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Run runs git in dir and fails the test if it fails. It returns stdout.
+func (e *GitEnv) Run(tb testing.TB, dir string, args ...string) string {
+	tb.Helper()
+	return e.RunInput(tb, dir, nil, args...)
+}
+
+// RunInput is Run with standard input.
+func (e *GitEnv) RunInput(tb testing.TB, dir string, stdin []byte, args ...string) string {
+	tb.Helper()
+	if dir != "" {
+		args = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.Command("git", args...)
+	cmd.Env = e.vars
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("git %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// Refs lists every ref of the repository at dir with its value.
+func (e *GitEnv) Refs(tb testing.TB, dir string) map[string]string {
+	tb.Helper()
+	refs := make(map[string]string)
+	for _, line := range strings.Split(e.Run(tb, dir, "for-each-ref", "--format=%(objectname) %(refname)"), "\n") {
+		if id, name, ok := strings.Cut(line, " "); ok {
+			refs[name] = id
+		}
+	}
+	return refs
+}
+
+// Shape says what Generate builds.
+type Shape struct {
+	Commits  int // on main
+	Branches int // besides main, each forking from main with a few commits
+	Tags     int // annotated tags on main
+	FileSize int // bytes per changed file; 0 means a few hundred
+}
+
+// Generate builds a bare repository of the given shape with git fast-import
+// and returns its directory. Contents are deterministic for a shape.
+func Generate(tb testing.TB, e *GitEnv, s Shape) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "src.git")
+	e.Run(tb, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
+	var in bytes.Buffer
+	size := s.FileSize
+	if size == 0 {
+		size = 300
+	}
+	mark := 0
+	commit := func(branch string, n int, from int) int {
+		mark++
+		fmt.Fprintf(&in, "commit refs/heads/%s\nmark :%d\ncommitter Test Committer <committer@example.com> %d +0000\n", branch, mark, 1700000000+mark)
+		msg := fmt.Sprintf("%s commit %d\n", branch, n)
+		fmt.Fprintf(&in, "data %d\n%s", len(msg), msg)
+		if from > 0 {
+			fmt.Fprintf(&in, "from :%d\n", from)
+		}
+		content := fileContent(branch, n, size)
+		fmt.Fprintf(&in, "M 100644 inline dir%d/file%d.txt\ndata %d\n%s\n", n%7, n%31, len(content), content)
+		return mark
+	}
+	var mainMarks []int
+	prev := 0
+	for i := range s.Commits {
+		prev = commit("main", i, prev)
+		mainMarks = append(mainMarks, prev)
+	}
+	for b := 1; b <= s.Branches && len(mainMarks) > 0; b++ {
+		p := mainMarks[(b*len(mainMarks))/(s.Branches+1)]
+		for i := range 3 {
+			p = commit(fmt.Sprintf("branch-%d", b), i, p)
+		}
+	}
+	for t := 1; t <= s.Tags && len(mainMarks) > 0; t++ {
+		msg := fmt.Sprintf("release %d\n", t)
+		fmt.Fprintf(&in, "tag v%d\nfrom :%d\ntagger Test Committer <committer@example.com> %d +0000\ndata %d\n%s",
+			t, mainMarks[(t*len(mainMarks))/(s.Tags+1)], 1700000000+t, len(msg), msg)
+	}
+	e.RunInput(tb, dir, in.Bytes(), "fast-import", "--quiet")
+	return dir
+}
+
+// AddCommits adds n commits on branch of the bare repository at dir.
+func AddCommits(tb testing.TB, e *GitEnv, dir, branch string, n int) {
+	tb.Helper()
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "commit refs/heads/%s\ncommitter Test Committer <committer@example.com> %d +0000\n", branch, 1800000000+i)
+		msg := fmt.Sprintf("more %d\n", i)
+		fmt.Fprintf(&in, "data %d\n%s", len(msg), msg)
+		if i == 0 {
+			fmt.Fprintf(&in, "from refs/heads/%s^0\n", branch)
+		}
+		content := fileContent("more-"+branch, i, 500)
+		fmt.Fprintf(&in, "M 100644 inline more/file%d.txt\ndata %d\n%s\n", i, len(content), content)
+	}
+	e.RunInput(tb, dir, in.Bytes(), "fast-import", "--quiet")
+}
+
+// fileContent is deterministic text that differs per commit and deltas well
+// against its neighbours, like source code does.
+func fileContent(branch string, n, size int) string {
+	var b strings.Builder
+	for line := 0; b.Len() < size; line++ {
+		fmt.Fprintf(&b, "%s line %d of change %d: %08x\n", branch, line, n, uint32(n*2654435761+line))
+	}
+	return b.String()
+}
