@@ -62,3 +62,35 @@ func PackObjects(ctx context.Context, dir string, wants, haves []string, w io.Wr
 	return run(ctx, dir, nil, strings.NewReader(in.String()), w,
 		"pack-objects", "--stdout", "--revs", "--quiet", "--delta-base-offset")
 }
+
+// MissingObjects returns those of ids that the repository at dir does not
+// have, looking also in extraObjectDir (a quarantine) when it is set. One git
+// process answers for all of them.
+func MissingObjects(ctx context.Context, dir, extraObjectDir string, ids []string) ([]string, error) {
+	var in strings.Builder
+	for _, id := range ids {
+		if !IsID(id) {
+			return nil, fmt.Errorf("invalid object id %q", id)
+		}
+		in.WriteString(id)
+		in.WriteByte('\n')
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var env []string
+	if extraObjectDir != "" {
+		env = []string{"GIT_OBJECT_DIRECTORY=" + extraObjectDir, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + dir + "/objects"}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, dir, env, strings.NewReader(in.String()), &out, "cat-file", "--batch-check=%(objectname)"); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if id, ok := strings.CutSuffix(line, " missing"); ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
+}

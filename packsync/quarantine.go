@@ -1,0 +1,194 @@
+package packsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sitesync/sitesync/internal/git"
+)
+
+// quarantinePrefix names quarantine directories inside objects/, beside the
+// ones git's own receive-pack makes (tmp_objdir-incoming-*).
+const quarantinePrefix = "incoming-sitesync-"
+
+// Quarantine holds one transaction's incoming objects beside a repository.
+type Quarantine struct {
+	repo string // the repository directory
+	dir  string // objects/incoming-sitesync-<txn>
+}
+
+// Create makes the quarantine of transaction txn in the repository at repo.
+// Creating one that exists returns it, so a retried prepare is harmless.
+func Create(repo, txn string) (*Quarantine, error) {
+	if txn == "" || strings.ContainsAny(txn, "/\\\x00") || txn == "." || txn == ".." {
+		return nil, fmt.Errorf("invalid transaction id %q", txn)
+	}
+	q := &Quarantine{repo: repo, dir: filepath.Join(repo, "objects", quarantinePrefix+txn)}
+	if err := os.MkdirAll(filepath.Join(q.dir, "pack"), 0o755); err != nil {
+		return nil, fmt.Errorf("create quarantine: %w", err)
+	}
+	return q, nil
+}
+
+// List returns the transaction ids of the quarantines left in a repository,
+// for recovery after a restart.
+func List(repo string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(repo, "objects"))
+	if err != nil {
+		return nil, fmt.Errorf("list quarantines: %w", err)
+	}
+	var txns []string
+	for _, e := range entries {
+		if name, ok := strings.CutPrefix(e.Name(), quarantinePrefix); ok && e.IsDir() {
+			txns = append(txns, name)
+		}
+	}
+	return txns, nil
+}
+
+// Dir is the quarantine's object directory.
+func (q *Quarantine) Dir() string { return q.dir }
+
+// IndexPack reads one pack from r into the quarantine. A thin pack is
+// completed from the repository's objects. The pack is refused, and leaves
+// nothing behind, if any object is corrupt or links to an object that is
+// neither in the pack nor in the repository.
+func (q *Quarantine) IndexPack(ctx context.Context, r io.Reader) error {
+	if _, err := git.IndexPack(ctx, q.repo, r, git.IndexPackOptions{ObjectDir: q.dir, FixThin: true}); err != nil {
+		return fmt.Errorf("index pack into quarantine: %w", err)
+	}
+	return nil
+}
+
+// Missing returns those of ids that are neither in the quarantine nor in the
+// repository. Objects in either are complete: every pack was indexed with
+// --strict, and the repository holds only complete histories.
+func (q *Quarantine) Missing(ctx context.Context, ids []string) ([]string, error) {
+	want := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != git.ZeroID {
+			want = append(want, id)
+		}
+	}
+	missing, err := git.MissingObjects(ctx, q.repo, q.dir, want)
+	if err != nil {
+		return nil, fmt.Errorf("check objects in quarantine: %w", err)
+	}
+	return missing, nil
+}
+
+// Sync makes the quarantine's files durable.
+func (q *Quarantine) Sync() error {
+	return filepath.WalkDir(q.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return syncPath(p)
+	})
+}
+
+// Migrate moves the quarantine's objects into the repository's object store
+// and removes the quarantine. Packs move before their indexes: git looks for
+// packs through their .idx files, so it never sees half a pack. Each moved
+// file and the pack directory are synced.
+func (q *Quarantine) Migrate() error {
+	packDir := filepath.Join(q.repo, "objects", "pack")
+	files, err := os.ReadDir(filepath.Join(q.dir, "pack"))
+	if err != nil {
+		return fmt.Errorf("migrate quarantine: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	// .idx sorts after .pack and .rev only by luck of the alphabet; order
+	// explicitly.
+	sort.SliceStable(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })
+	for _, name := range names {
+		src, dst := filepath.Join(q.dir, "pack", name), filepath.Join(packDir, name)
+		if err := syncPath(src); err != nil {
+			return fmt.Errorf("migrate quarantine: %w", err)
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return fmt.Errorf("migrate quarantine: %w", err)
+		}
+	}
+	if err := syncPath(packDir); err != nil {
+		return fmt.Errorf("migrate quarantine: %w", err)
+	}
+	if err := q.migrateLoose(); err != nil {
+		return err
+	}
+	return q.Drop()
+}
+
+// migrateLoose moves loose objects, which index-pack does not write but a
+// future writer of the quarantine might.
+func (q *Quarantine) migrateLoose() error {
+	entries, err := os.ReadDir(q.dir)
+	if err != nil {
+		return fmt.Errorf("migrate quarantine: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || len(e.Name()) != 2 {
+			continue
+		}
+		objs, err := os.ReadDir(filepath.Join(q.dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("migrate quarantine: %w", err)
+		}
+		dstDir := filepath.Join(q.repo, "objects", e.Name())
+		if err := os.MkdirAll(dstDir, 0o755); err != nil {
+			return fmt.Errorf("migrate quarantine: %w", err)
+		}
+		for _, o := range objs {
+			src := filepath.Join(q.dir, e.Name(), o.Name())
+			if err := syncPath(src); err != nil {
+				return fmt.Errorf("migrate quarantine: %w", err)
+			}
+			if err := os.Rename(src, filepath.Join(dstDir, o.Name())); err != nil {
+				return fmt.Errorf("migrate quarantine: %w", err)
+			}
+		}
+		if err := syncPath(dstDir); err != nil {
+			return fmt.Errorf("migrate quarantine: %w", err)
+		}
+	}
+	return nil
+}
+
+// Drop removes the quarantine and everything in it.
+func (q *Quarantine) Drop() error {
+	if err := os.RemoveAll(q.dir); err != nil {
+		return fmt.Errorf("drop quarantine: %w", err)
+	}
+	return nil
+}
+
+func rank(name string) int {
+	switch filepath.Ext(name) {
+	case ".pack":
+		return 0
+	case ".idx":
+		return 2
+	}
+	return 1 // .rev, .keep, .promisor: before the index makes the pack visible
+}
+
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

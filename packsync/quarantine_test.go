@@ -1,0 +1,105 @@
+package packsync
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/gittest"
+)
+
+// sites returns an origin with a base history and two more commits on main,
+// and a peer holding only the base.
+func sites(t *testing.T, env *gittest.GitEnv) (origin, peer, base, tip string) {
+	t.Helper()
+	origin = gittest.Generate(t, env, gittest.Shape{Commits: 30})
+	base = env.Refs(t, origin)["refs/heads/main"]
+	peer = filepath.Join(t.TempDir(), "peer.git")
+	env.Run(t, "", "clone", "--quiet", "--mirror", origin, peer)
+	gittest.AddCommits(t, env, origin, "main", 2)
+	tip = env.Refs(t, origin)["refs/heads/main"]
+	return origin, peer, base, tip
+}
+
+func pack(t *testing.T, env *gittest.GitEnv, repo string, thin bool, revs ...string) []byte {
+	t.Helper()
+	args := []string{"pack-objects", "--stdout", "--revs", "--quiet"}
+	if thin {
+		args = append(args, "--thin")
+	}
+	return []byte(env.RunInput(t, repo, []byte(strings.Join(revs, "\n")+"\n"), args...))
+}
+
+func hasObject(env *gittest.GitEnv, repo, id string) bool {
+	_, err := env.Try(repo, "cat-file", "-e", id)
+	return err == nil
+}
+
+func TestQuarantineCommit(t *testing.T) {
+	for _, thin := range []bool{false, true} {
+		t.Run(map[bool]string{false: "full", true: "thin"}[thin], func(t *testing.T) {
+			env := gittest.Env(t)
+			ctx := context.Background()
+			origin, peer, base, tip := sites(t, env)
+			q, err := Create(peer, "txn-1")
+			require.NoError(t, err)
+			require.NoError(t, q.IndexPack(ctx, bytes.NewReader(pack(t, env, origin, thin, tip, "^"+base))))
+
+			missing, err := q.Missing(ctx, []string{tip, base, git.ZeroID})
+			require.NoError(t, err)
+			require.Empty(t, missing, "the new tip is complete in quarantine + repository")
+			require.False(t, hasObject(env, peer, tip), "quarantined objects are not in the repository yet")
+			txns, err := List(peer)
+			require.NoError(t, err)
+			require.Equal(t, []string{"txn-1"}, txns)
+
+			require.NoError(t, q.Sync())
+			require.NoError(t, q.Migrate())
+			require.True(t, hasObject(env, peer, tip))
+			_, err = os.Stat(q.Dir())
+			require.ErrorIs(t, err, os.ErrNotExist, "the quarantine is gone after migration")
+			env.Run(t, peer, "update-ref", "refs/heads/main", tip, base)
+			env.Run(t, peer, "fsck", "--strict", "--no-dangling")
+		})
+	}
+}
+
+func TestQuarantineRefusesIncompletePack(t *testing.T) {
+	env := gittest.Env(t)
+	ctx := context.Background()
+	origin, _, base, tip := sites(t, env)
+	// A peer that has none of the base history.
+	empty := filepath.Join(t.TempDir(), "empty.git")
+	env.Run(t, "", "init", "--quiet", "--bare", empty)
+
+	q, err := Create(empty, "txn-2")
+	require.NoError(t, err)
+	err = q.IndexPack(ctx, bytes.NewReader(pack(t, env, origin, false, tip, "^"+base)))
+	require.Error(t, err, "a pack that links to objects the peer lacks is refused")
+	missing, err := q.Missing(ctx, []string{tip})
+	require.NoError(t, err)
+	require.Equal(t, []string{tip}, missing)
+
+	err = q.IndexPack(ctx, strings.NewReader("PACK\x00\x00\x00\x02\x00\x00\x00\x01garbage"))
+	require.ErrorContains(t, err, "index-pack")
+
+	require.NoError(t, q.Drop())
+	txns, err := List(empty)
+	require.NoError(t, err)
+	require.Empty(t, txns, "nothing is left behind")
+	require.False(t, hasObject(env, empty, tip))
+	env.Run(t, empty, "fsck", "--strict")
+}
+
+func TestCreateRejectsBadTxn(t *testing.T) {
+	for _, txn := range []string{"", "..", "a/b", "a\\b", "x\x00"} {
+		_, err := Create(t.TempDir(), txn)
+		require.ErrorContains(t, err, "invalid transaction id", txn)
+	}
+}
