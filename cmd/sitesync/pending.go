@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// notYet is what a command that is still being built does: it says what it
+// will do and fails, so no script mistakes it for success.
+func notYet(what string) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		return &exitError{code: 2, err: fmt.Errorf("%s: not implemented yet in this build; it will %s", cmd.CommandPath(), what)}
+	}
+}
+
+func newDemoCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole local cluster in one process (embedded refdb)",
+		Args:  cobra.NoArgs,
+		RunE:  notYet("start --sites sites in one process with the embedded refdb and generated certificates, print each site's git URL, and with --smoke push a sample repository and check every site has it"),
+	}
+	cmd.Flags().Int("sites", 3, "number of sites")
+	cmd.Flags().String("dir", "", "working directory (default: a temporary directory)")
+	cmd.Flags().Bool("smoke", false, "push a sample repository, verify every site, print timings, exit 0/1")
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a site's peers, RTT, lag, queues and refdb health",
+		Args:  cobra.NoArgs,
+		RunE:  notYet("read GET /api/v1/status of the site named by --config and print its peers, RTT, lag, queues and refdb health"),
+	}
+	cmd.Flags().String("config", "", "the site's configuration file")
+	return cmd
+}
+
+func newHookCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hook",
+		Short: "Git hooks that hand ref updates to the local daemon",
+	}
+	for _, name := range []string{"reference-transaction", "pre-receive"} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   name,
+			Short: "What git runs as the " + name + " hook",
+			RunE:  notYet("pass git's " + name + " input to the local daemon over its unix socket and exit with its decision"),
+		})
+	}
+	install := &cobra.Command{
+		Use:   "install",
+		Short: "Wire sitesync's hooks into a repository store served by another C-git server",
+		Args:  cobra.NoArgs,
+		RunE:  notYet("install the reference-transaction hook into every repository under site.repos"),
+	}
+	install.Flags().String("config", "", "the site's configuration file")
+	cmd.AddCommand(install)
+	return cmd
+}
+
+func newShardCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "shard", Short: "Project placement tools"}
+	m := &cobra.Command{
+		Use:   "haproxy-map",
+		Short: "Print an HAProxy map (project prefix → site backend) and the config lines using it",
+		Args:  cobra.NoArgs,
+		RunE:  notYet("print an HAProxy map of shard.projects placements and the HAProxy configuration that uses it"),
+	}
+	m.Flags().String("config", "", "the site's configuration file")
+	cmd.AddCommand(m)
+	return cmd
+}
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Latency and throughput harness against the git-protocol baseline"}
+	for _, w := range []struct{ name, what string }{
+		{"push", "measure small-push acknowledged latency per mode and time until visible at every site"},
+		{"pack", "measure a large push: upload time, time until every site holds it, throughput vs link bandwidth"},
+		{"notedb", "replay a corpus repository's review history and measure time until visible at the other sites"},
+		{"link", "run WAN link emulator relays (delay, jitter, loss, bandwidth, partition)"},
+	} {
+		c := &cobra.Command{Use: w.name, Short: w.what, RunE: notYet(w.what)}
+		c.Flags().Bool("quick", false, "tiny sizes, under a minute")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+func newCertsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "certs", Short: "Certificates for the mesh between sites"}
+	init := &cobra.Command{
+		Use:   "init",
+		Short: "Write a CA plus one certificate and key per site",
+		Args:  cobra.NoArgs,
+		RunE:  notYet("write ca.pem and <site>.pem, <site>-key.pem for each site of --sites into --dir"),
+	}
+	init.Flags().String("dir", "certs", "output directory")
+	init.Flags().StringSlice("sites", nil, "site names, comma separated")
+	cmd.AddCommand(init)
+	return cmd
+}
