@@ -267,7 +267,17 @@ func Parse(r io.Reader, dir string) (*Config, error) {
 		dc.ErrorUnused = false      // unknownKeys reports those, with better paths
 		dc.ZeroFields = false       // decode over the defaults
 	})
-	problems = append(problems, decodeProblems(err)...)
+	// The shape walk above already reported keys of the wrong shape; report
+	// each key once.
+	reported := map[string]bool{}
+	for _, p := range problems {
+		reported[p.Key] = true
+	}
+	for _, p := range decodeProblems(err) {
+		if !reported[p.Key] {
+			problems = append(problems, p)
+		}
+	}
 
 	c.fillDerived(dir)
 	if err := c.Validate(); err != nil {
@@ -420,7 +430,8 @@ func friendlyValueType(v any) string {
 }
 
 // unknownKeys walks the raw settings against the struct's mapstructure tags
-// and reports every key that names no field, with a suggestion for typos.
+// and reports every key that names no field, with a suggestion for typos, and
+// every mapping or list given as something else.
 func unknownKeys(path string, raw any, t reflect.Type) []*FieldError {
 	for t.Kind() == reflect.Ptr {
 		t = t.Elem()
@@ -429,7 +440,10 @@ func unknownKeys(path string, raw any, t reflect.Type) []*FieldError {
 	case reflect.Struct:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			return nil // a type error; decoding reports it
+			if raw == nil {
+				return nil // "key:" with no value keeps the default
+			}
+			return []*FieldError{{Key: path, Problem: fmt.Sprintf("want a mapping, got %s", friendlyValueType(raw))}}
 		}
 		fields := map[string]reflect.Type{}
 		var names []string
@@ -466,7 +480,10 @@ func unknownKeys(path string, raw any, t reflect.Type) []*FieldError {
 	case reflect.Slice:
 		l, ok := raw.([]any)
 		if !ok {
-			return nil
+			if raw == nil {
+				return nil
+			}
+			return []*FieldError{{Key: path, Problem: fmt.Sprintf("want a list, got %s %v", friendlyValueType(raw), raw)}}
 		}
 		var out []*FieldError
 		for i, e := range l {
