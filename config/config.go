@@ -196,7 +196,9 @@ func (e *FieldError) Error() string {
 	return e.Key + ": " + e.Problem
 }
 
-// Error is an invalid configuration: every problem found, in file order.
+// Error is an invalid configuration: every problem found (unknown keys and
+// keys of the wrong shape first, then values that do not decode, then values
+// that do not validate).
 type Error struct {
 	File     string // "" when not loaded from a file
 	Problems []*FieldError

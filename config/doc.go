@@ -28,6 +28,9 @@
 //     is honoured exactly and must not exceed the placement it applies to.
 //   - http.url defaults to http://<http.listen> when that names a host.
 //   - mesh.cert and mesh.key default to certs/<site>.pem and certs/<site>-key.pem.
+//   - refdb: backend etcd at 127.0.0.1:2379, prefix /sitesync, as §7 shows.
+//     Backend none is refused when mesh.peers is not empty: without a global
+//     ref database nothing stops two sites accepting diverging histories.
 //   - refdb.ignore defaults to refs/cache-automerge/** (Gerrit nests automerge
 //     refs two levels deep, so the single-segment "*" of §7 would miss them).
 //
@@ -35,7 +38,10 @@
 //
 // replication.projects and shard.projects are lists matched with internal/glob
 // (first match wins). Rule and Placement resolve a project name against them;
-// both are pure functions of the snapshot.
+// both are pure functions of the snapshot. Validation proves that no quorum
+// (acks) exceeds the sites that hold a project it applies to, for every pair
+// of replication rule and shard rule that some project name can actually reach
+// (see checkAcks), and names such a project in the error.
 //
 // # Live reload
 //

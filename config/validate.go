@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -180,7 +181,9 @@ func (c *Config) Validate() error {
 		v.add("notedb.max_bytes", "%v exceeds mesh.max_frame (%v): a delta that size could not be sent", c.NoteDB.MaxBytes, c.Mesh.MaxFrame)
 	}
 
-	if len(v.problems) == 0 {
+	// The acks check needs every rule's pattern; it runs even when other
+	// keys have problems, so that one pass reports everything it can.
+	if !slices.Contains(comp.repl, nil) && !slices.Contains(comp.shard, nil) {
 		v.checkAcks(c, comp)
 	}
 	if len(v.problems) > 0 {

@@ -3,12 +3,12 @@
 //
 // Syntax, over '/'-separated names such as "tango/core" or "refs/heads/main":
 //
-//	*     any run of characters within one path segment (never '/')
-//	?     exactly one character (a rune, not a byte) other than '/'
-//	**    a whole segment only: any number of segments.
-//	      "**/x" and "a/**/x" also match zero segments ("x", "a/x");
-//	      a trailing "a/**" matches everything below a, not a itself
-//	      (as in .gitignore), and "**" alone matches every name.
+//   - "*" matches any run of characters within one path segment (never '/');
+//   - "?" matches exactly one character (a rune, not a byte) other than '/';
+//   - "**" must be a whole segment and matches any number of segments:
+//     "**/x" and "a/**/x" also match zero segments ("x", "a/x"); a trailing
+//     "a/**" matches everything below a but not a itself (as in .gitignore);
+//     "**" alone matches every name.
 //
 // Every other character is literal. '[', ']', '{', '}' and '\' are reserved
 // (no character classes, alternatives or escapes) and make Compile fail, as do

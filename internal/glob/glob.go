@@ -213,7 +213,7 @@ func (p *Pattern) step(cur set, r rune, next set) {
 // set is a bitset of NFA states.
 type set []uint64
 
-func newSet(n int) set        { return make(set, (n+63)/64) }
+func newSet(n int) set       { return make(set, (n+63)/64) }
 func (s set) has(i int) bool { return s[i/64]&(1<<(i%64)) != 0 }
 func (s set) add(i int)      { s[i/64] |= 1 << (i % 64) }
 func (s set) clear() {

@@ -230,3 +230,21 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkMatch(b *testing.B) {
+	for _, bc := range []struct{ name, pattern, project string }{
+		{"kind=literal", "plugins/replication", "plugins/replication"},
+		{"kind=star", "tango/*", "tango/core"},
+		{"kind=globstar", "**/meta", "refs/changes/45/12345/meta"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := MustCompile(bc.pattern)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !p.Match(bc.project) {
+					b.Fatal("no match")
+				}
+			}
+		})
+	}
+}
