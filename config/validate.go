@@ -207,7 +207,9 @@ func (c *Config) Validate() error {
 // heuristic) and returns the shortest such name, which the error quotes. So a
 // rule that is shadowed by an earlier one, or two rules that cannot both match
 // one name, never cause a false alarm, and every alarm comes with an example.
-// An unset acks is never an error: it means min(DefaultAcks, placement).
+// Only pairs whose effective mode is quorum are checked: async and sync do not
+// read acks. An unset acks is never an error: it means min(DefaultAcks,
+// placement).
 func (v *validator) checkAcks(c *Config, comp *compiled) {
 	nr, ns := len(c.Replication.Projects), len(c.Shard.Projects)
 	for r := 0; r <= nr; r++ {
