@@ -1,0 +1,11 @@
+// Package journal keeps a site's prepared transactions durable: a peer
+// votes yes on a write only after its entry is on disk, and after a crash
+// every entry left is a prepared transaction to resolve from the refdb
+// (commit if the refdb names it or a later version, abort after its
+// deadline otherwise).
+//
+// Each entry is one JSON file, written to a temporary name, fsynced, renamed
+// into place and the directory fsynced, so an entry is either whole or
+// absent. Safe for concurrent use by one process; the state directory
+// belongs to one daemon.
+package journal

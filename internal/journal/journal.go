@@ -1,0 +1,182 @@
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// maxEntry bounds an entry file read back at recovery; an entry is the ref
+// updates of one write.
+const maxEntry = 64 << 20
+
+// Update is one ref move of a prepared transaction.
+type Update struct {
+	Ref string `json:"ref"`
+	Old string `json:"old"`
+	New string `json:"new"`
+}
+
+// Entry is a prepared transaction.
+type Entry struct {
+	Txn      string    `json:"txn"`
+	Project  string    `json:"project"`
+	Origin   string    `json:"origin"` // the site the write came from
+	Updates  []Update  `json:"updates"`
+	Prepared time.Time `json:"prepared"`
+	Deadline time.Time `json:"deadline"` // abort after this unless the refdb names the txn
+}
+
+// Journal is a directory of entries.
+type Journal struct{ dir string }
+
+// Open uses dir, creating it if needed.
+func Open(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return &Journal{dir: dir}, nil
+}
+
+// Put writes e durably, replacing an entry of the same transaction.
+func (j *Journal) Put(e Entry) error {
+	if err := checkTxn(e.Txn); err != nil {
+		return err
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	f, err := os.CreateTemp(j.dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly after the rename
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	if err := os.Rename(tmp, j.path(e.Txn)); err != nil {
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	return j.syncDir()
+}
+
+// Get reads the entry of txn; os.ErrNotExist when there is none.
+func (j *Journal) Get(txn string) (Entry, error) {
+	if err := checkTxn(txn); err != nil {
+		return Entry{}, err
+	}
+	return j.read(j.path(txn))
+}
+
+// Remove deletes the entry of txn durably. Removing an absent entry is not
+// an error: resolution may run twice after a crash.
+func (j *Journal) Remove(txn string) error {
+	if err := checkTxn(txn); err != nil {
+		return err
+	}
+	if err := os.Remove(j.path(txn)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal %s: %w", txn, err)
+	}
+	return j.syncDir()
+}
+
+// List returns every entry, oldest prepare first. An unreadable entry is
+// reported in the error alongside the readable ones, never dropped
+// silently: it is a prepared transaction someone must resolve.
+func (j *Journal) List() ([]Entry, error) {
+	names, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list journal: %w", err)
+	}
+	var out []Entry
+	var errs []error
+	for _, n := range names {
+		if !strings.HasSuffix(n.Name(), ".json") {
+			continue
+		}
+		e, err := j.read(filepath.Join(j.dir, n.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Prepared.Before(out[b].Prepared) })
+	return out, errors.Join(errs...)
+}
+
+func (j *Journal) read(p string) (Entry, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return Entry{}, fmt.Errorf("journal entry %s: %w", filepath.Base(p), err)
+	}
+	defer f.Close()
+	var e Entry
+	dec := json.NewDecoder(&limitReader{f: f, left: maxEntry})
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, fmt.Errorf("journal entry %s: %w", filepath.Base(p), err)
+	}
+	if want := strings.TrimSuffix(filepath.Base(p), ".json"); e.Txn != want {
+		return Entry{}, fmt.Errorf("journal entry %s names transaction %q", filepath.Base(p), e.Txn)
+	}
+	return e, nil
+}
+
+func (j *Journal) path(txn string) string { return filepath.Join(j.dir, txn+".json") }
+
+func (j *Journal) syncDir() error {
+	d, err := os.Open(j.dir)
+	if err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	return nil
+}
+
+// checkTxn keeps transaction ids to a safe file name alphabet.
+func checkTxn(txn string) error {
+	if txn == "" || len(txn) > 128 {
+		return fmt.Errorf("invalid transaction id %q", txn)
+	}
+	for _, c := range txn {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("invalid transaction id %q", txn)
+		}
+	}
+	return nil
+}
+
+type limitReader struct {
+	f    *os.File
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("entry larger than %d bytes", maxEntry)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.f.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
