@@ -1,0 +1,149 @@
+package link
+
+import (
+	"sync"
+	"time"
+)
+
+// item is data waiting in a release queue.
+type item[T any] struct {
+	at time.Time // release time
+	n  int       // bytes, for the in-flight bound
+	v  T
+}
+
+// releaseQueue is a FIFO of items whose release times never decrease (pipe
+// guarantees that), drained by one goroutine that waits for the head's release
+// time with a single reused timer. Each wait is towards an absolute time
+// computed at arrival, so delivery latency does not accumulate.
+type releaseQueue[T any] struct {
+	mu    sync.Mutex
+	items []item[T]
+	head  int
+	bytes int
+	// pushed and popped hold a token when an item was pushed or popped since
+	// the last time the consumer or a waiting producer looked.
+	pushed, popped chan struct{}
+}
+
+func newReleaseQueue[T any]() *releaseQueue[T] {
+	return &releaseQueue[T]{pushed: make(chan struct{}, 1), popped: make(chan struct{}, 1)}
+}
+
+func (q *releaseQueue[T]) push(at time.Time, n int, v T) {
+	q.mu.Lock()
+	q.items = append(q.items, item[T]{at: at, n: n, v: v})
+	q.bytes += n
+	q.mu.Unlock()
+	select {
+	case q.pushed <- struct{}{}:
+	default:
+	}
+}
+
+func (q *releaseQueue[T]) pop() (item[T], bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+		return item[T]{}, false
+	}
+	it := q.items[q.head]
+	q.items[q.head] = item[T]{}
+	q.head++
+	if q.head >= 1024 && q.head*2 >= len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.bytes -= it.n
+	select {
+	case q.popped <- struct{}{}:
+	default:
+	}
+	return it, true
+}
+
+// waitRoom blocks until fewer than limit bytes are queued; false if done.
+func (q *releaseQueue[T]) waitRoom(limit int, done <-chan struct{}) bool {
+	for {
+		q.mu.Lock()
+		b := q.bytes
+		q.mu.Unlock()
+		if b < limit {
+			return true
+		}
+		select {
+		case <-q.popped:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// run delivers every item at its release time until done is closed or deliver
+// returns false.
+func (q *releaseQueue[T]) run(done <-chan struct{}, deliver func(T) bool) {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		it, ok := q.pop()
+		if !ok {
+			select {
+			case <-q.pushed:
+				continue
+			case <-done:
+				return
+			}
+		}
+		if d := time.Until(it.at); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+		if !deliver(it.v) {
+			return
+		}
+	}
+}
+
+// lifecycle implements Run/Close for a relay: Close is idempotent and, if Run
+// was started, returns only after Run has returned.
+type lifecycle struct {
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	closing chan struct{} // closed by Close
+	done    chan struct{} // closed when Run returns
+}
+
+func (l *lifecycle) init() {
+	l.closing = make(chan struct{})
+	l.done = make(chan struct{})
+}
+
+// begin marks Run as started; false if it already ran or Close came first.
+func (l *lifecycle) begin() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started || l.closed {
+		return false
+	}
+	l.started = true
+	return true
+}
+
+// close signals closing and reports whether Run must be waited for.
+func (l *lifecycle) close() (wait bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.closing)
+	}
+	return l.started
+}
