@@ -186,7 +186,7 @@ type Stats struct {
 }
 
 type dirCounters struct {
-	packets, bytes                          atomic.Uint64
+	packets, bytes                         atomic.Uint64
 	dropLoss, dropQueue, dropPart, dropErr atomic.Uint64
 }
 
