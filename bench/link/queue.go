@@ -2,8 +2,29 @@ package link
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// timerLead is how early, in nanoseconds, release queues arm their timers: an
+// estimate of how late a goroutine waiting on a timer runs after the timer's
+// time (timer slack, scheduling on a busy machine, the race detector). It is a
+// property of the process, so all queues share it and new queues (each TCP
+// connection has two) start calibrated. Without it every hop is ~0.1–1 ms
+// late and an RTT through two hops misses its ±2 ms target under load.
+var timerLead atomic.Int64
+
+// maxTimerLead bounds timerLead: a wake-up later than this is an outlier (the
+// process was descheduled), not a bias to correct.
+const maxTimerLead = 2 * time.Millisecond
+
+// calibrate feeds the error of one wake-up (positive: late) into timerLead, an
+// integral controller that converges to the mean lateness.
+func calibrate(err time.Duration) {
+	err = min(max(err, -maxTimerLead), maxTimerLead)
+	lead := time.Duration(timerLead.Load()) + err/8
+	timerLead.Store(int64(min(max(lead, 0), maxTimerLead)))
+}
 
 // item is data waiting in a release queue.
 type item[T any] struct {
@@ -97,13 +118,14 @@ func (q *releaseQueue[T]) run(done <-chan struct{}, deliver func(T) bool) {
 				return
 			}
 		}
-		if d := time.Until(it.at); d > 0 {
+		if d := time.Until(it.at) - time.Duration(timerLead.Load()); d > 0 {
 			t.Reset(d)
 			select {
 			case <-t.C:
 			case <-done:
 				return
 			}
+			calibrate(time.Since(it.at))
 		}
 		if !deliver(it.v) {
 			return
