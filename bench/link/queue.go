@@ -45,6 +45,7 @@ type releaseQueue[T any] struct {
 	// pushed and popped hold a token when an item was pushed or popped since
 	// the last time the consumer or a waiting producer looked.
 	pushed, popped chan struct{}
+	pending        atomic.Int64 // pushed, not yet delivered
 }
 
 func newReleaseQueue[T any]() *releaseQueue[T] {
@@ -55,6 +56,7 @@ func (q *releaseQueue[T]) push(at time.Time, n int, v T) {
 	q.mu.Lock()
 	q.items = append(q.items, item[T]{at: at, n: n, v: v})
 	q.bytes += n
+	q.pending.Add(1)
 	q.mu.Unlock()
 	select {
 	case q.pushed <- struct{}{}:
@@ -84,6 +86,9 @@ func (q *releaseQueue[T]) pop() (item[T], bool) {
 	}
 	return it, true
 }
+
+// len is the number of items pushed and not yet delivered.
+func (q *releaseQueue[T]) len() int { return int(q.pending.Load()) }
 
 // waitRoom blocks until fewer than limit bytes are queued; false if done.
 func (q *releaseQueue[T]) waitRoom(limit int, done <-chan struct{}) bool {
@@ -127,7 +132,9 @@ func (q *releaseQueue[T]) run(done <-chan struct{}, deliver func(T) bool) {
 			}
 			calibrate(time.Since(it.at))
 		}
-		if !deliver(it.v) {
+		ok = deliver(it.v)
+		q.pending.Add(-1)
+		if !ok {
 			return
 		}
 	}

@@ -1,0 +1,247 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rateTolerance is how close a measured rate must be to the configured cap.
+const rateTolerance = 0.10
+
+func TestTCPBandwidth(t *testing.T) {
+	tests := []struct {
+		name  string
+		bw    int64 // bytes/s
+		delay time.Duration
+		size  int
+	}{
+		{name: "bw=20Mbit", bw: 20e6 / 8, size: 4 << 20},
+		{name: "bw=20Mbit,delay=30ms", bw: 20e6 / 8, delay: 30 * time.Millisecond, size: 4 << 20},
+		{name: "bw=100Mbit", bw: 100e6 / 8, size: 16 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			type result struct {
+				n   int64
+				end time.Time
+				err error
+			}
+			got := make(chan result, 1)
+			sink := tcpServer(t, func(c net.Conn) {
+				n, err := io.Copy(io.Discard, c)
+				got <- result{n, time.Now(), err}
+			})
+			p := Profile{Delay: tt.delay, Bandwidth: tt.bw}
+			r := tcpRelay(t, sink, newLink(t, p, p))
+			c, err := net.Dial("tcp4", r.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			start := time.Now()
+			_, err = c.Write(make([]byte, tt.size))
+			require.NoError(t, err)
+			require.NoError(t, c.(*net.TCPConn).CloseWrite())
+			var res result
+			select {
+			case res = <-got:
+			case <-time.After(30 * time.Second):
+				t.Fatal("transfer did not finish in 30s")
+			}
+			require.NoError(t, res.err)
+			require.EqualValues(t, tt.size, res.n)
+			// The last byte arrives one delay after it was serialized.
+			el := res.end.Sub(start) - tt.delay
+			rate := float64(tt.size) / el.Seconds()
+			t.Logf("%d bytes in %v: %.3f Mbit/s (cap %.3f Mbit/s)", tt.size, el, rate*8/1e6, float64(tt.bw)*8/1e6)
+			require.InEpsilon(t, float64(tt.bw), rate, rateTolerance)
+		})
+	}
+}
+
+func TestUDPBandwidth(t *testing.T) {
+	const (
+		bw      = 20e6 / 8 // bytes/s
+		size    = 1200     // bytes per datagram, a QUIC-sized packet
+		packets = 2500     // ~1.2 s of traffic at the cap
+		over    = 1.25     // the sender offers 25% more than the cap
+	)
+	sink := newUDPSink(t)
+	r := udpRelay(t, sink.addr, newLink(t, Profile{Bandwidth: bw}, Profile{}))
+	c, err := net.Dial("udp4", r.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	interval := time.Duration(float64(time.Second) * size / (bw * over))
+	start := time.Now()
+	msg := make([]byte, size)
+	for i := range packets {
+		// Pace on an absolute schedule so the offered rate is exact on average.
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+	}
+	waitFor(t, "every datagram delivered or dropped", 10*time.Second, func() bool {
+		s := r.Stats().AtoB
+		return s.Packets+s.Drops() == packets && sink.packets.Load() == s.Packets
+	})
+	s := r.Stats().AtoB
+	sink.mu.Lock()
+	el := sink.last.Sub(sink.first)
+	bytes := sink.bytes.Load() - uint64(sink.firstPayload)
+	sink.mu.Unlock()
+	rate := float64(bytes) / el.Seconds()
+	t.Logf("delivered %d, dropped at full queue %d, other drops %d; %.3f Mbit/s (cap %.3f Mbit/s)",
+		s.Packets, s.DropQueue, s.Drops()-s.DropQueue, rate*8/1e6, bw*8/1e6)
+	require.InEpsilon(t, bw, rate, rateTolerance)
+	require.NotZero(t, s.DropQueue, "an overdriven link drops at its queue")
+	require.Equal(t, s.DropQueue, s.Drops(), "only queue drops")
+}
+
+func TestUDPLoss(t *testing.T) {
+	const n = 5000
+	for _, loss := range []float64{0.01, 0.1, 0.3} {
+		t.Run("loss="+fmtFloat(loss), func(t *testing.T) {
+			sink := newUDPSink(t)
+			r := udpRelay(t, sink.addr, newLink(t, Profile{Loss: loss}, Profile{}))
+			c, err := net.Dial("udp4", r.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			msg := make([]byte, 100)
+			// Batches keep the socket buffers from overflowing, so every
+			// loss counted is the emulator's.
+			for sent := 0; sent < n; {
+				for range 100 {
+					_, err := c.Write(msg)
+					require.NoError(t, err)
+					sent++
+				}
+				waitFor(t, "batch through the relay", 5*time.Second, func() bool {
+					s := r.Stats().AtoB
+					return s.Packets+s.Drops() == uint64(sent)
+				})
+			}
+			s := r.Stats().AtoB
+			waitFor(t, "sink got every delivered datagram", 5*time.Second, func() bool { return sink.packets.Load() == s.Packets })
+			got := float64(s.DropLoss) / n
+			// Four standard deviations of a binomial proportion: a false
+			// failure once in ~15,000 runs.
+			tol := 4 * math.Sqrt(loss*(1-loss)/n)
+			t.Logf("lost %d of %d = %.4f (want %.2f ± %.4f)", s.DropLoss, n, got, loss, tol)
+			require.InDelta(t, loss, got, tol)
+			require.Equal(t, s.DropLoss, s.Drops(), "only loss drops")
+		})
+	}
+}
+
+func fmtFloat(f float64) string { return Profile{Loss: f}.String()[len("delay=0s,loss="):] }
+
+func TestUDPPartition(t *testing.T) {
+	echo := udpEcho(t)
+	p := Profile{Delay: 10 * time.Millisecond}
+	l := newLink(t, p, p)
+	r := udpRelay(t, echo, l)
+	c, err := net.Dial("udp4", r.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+
+	// ping sends seq and reports whether its echo came back within wait.
+	buf := make([]byte, 64)
+	ping := func(seq uint64, wait time.Duration) bool {
+		_, err := c.Write(binary.BigEndian.AppendUint64(nil, seq))
+		require.NoError(t, err)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
+		for {
+			n, err := c.Read(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return false
+			}
+			require.NoError(t, err)
+			if n == 8 && binary.BigEndian.Uint64(buf) == seq {
+				return true
+			}
+		}
+	}
+	seq := uint64(0)
+	require.True(t, ping(seq, time.Second), "echo before the partition")
+
+	// A datagram in flight when the link is cut is lost too.
+	seq++
+	_, err = c.Write(binary.BigEndian.AppendUint64(nil, seq))
+	require.NoError(t, err)
+	waitFor(t, "datagram in flight", time.Second, func() bool { return r.fwd.len() == 1 })
+	l.SetPartition(true)
+	require.True(t, l.Partitioned())
+	for range 5 {
+		seq++
+		require.False(t, ping(seq, 100*time.Millisecond), "echo during the partition")
+	}
+	s := r.Stats()
+	require.EqualValues(t, 6, s.AtoB.DropPartition, "5 pings and the one in flight")
+	require.EqualValues(t, 1, s.AtoB.Packets, "only the ping from before the partition")
+	require.EqualValues(t, 1, s.BtoA.Packets, "only the echo from before the partition")
+
+	l.SetPartition(false)
+	seq++
+	require.True(t, ping(seq, time.Second), "echo after healing")
+	// Late echoes of pings sent during the partition must not exist.
+	require.EqualValues(t, 6, r.Stats().AtoB.DropPartition)
+}
+
+func TestTCPPartition(t *testing.T) {
+	echo := tcpEcho(t)
+	p := Profile{Delay: 10 * time.Millisecond}
+	l := newLink(t, p, p)
+	r := tcpRelay(t, echo, l)
+	c, err := net.Dial("tcp4", r.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	buf := make([]byte, 5)
+	roundTrip := func(c net.Conn, msg string, wait time.Duration) error {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		require.Equal(t, msg, string(buf))
+		return nil
+	}
+	require.NoError(t, roundTrip(c, "hello", time.Second))
+
+	l.SetPartition(true)
+	// An existing connection stalls: no reset, no data.
+	err = roundTrip(c, "stall", 300*time.Millisecond)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	// A new connection is accepted but hangs.
+	c2, err := net.Dial("tcp4", r.Addr().String())
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = c2.Write([]byte("fresh"))
+	require.NoError(t, err)
+	require.NoError(t, c2.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = io.ReadFull(c2, buf)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	before := r.Stats()
+
+	l.SetPartition(false)
+	// The held bytes arrive, nothing was lost or duplicated.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "stall", string(buf))
+	require.NoError(t, c2.SetReadDeadline(time.Now().Add(2*time.Second)))
+	_, err = io.ReadFull(c2, buf)
+	require.NoError(t, err)
+	require.Equal(t, "fresh", string(buf))
+	require.NoError(t, roundTrip(c, "again", time.Second))
+	require.Equal(t, uint64(5), before.BtoA.Bytes, "nothing came back during the partition")
+}
