@@ -14,15 +14,25 @@ import (
 // late and an RTT through two hops misses its ±2 ms target under load.
 var timerLead atomic.Int64
 
-// maxTimerLead bounds timerLead: a wake-up later than this is an outlier (the
-// process was descheduled), not a bias to correct.
+// maxTimerLead bounds timerLead: lateness beyond it is the process being
+// descheduled, not a bias to correct.
 const maxTimerLead = 2 * time.Millisecond
 
-// calibrate feeds the error of one wake-up (positive: late) into timerLead, an
-// integral controller that converges to the mean lateness.
+// leadStep is how much one wake-up moves timerLead: small enough that the
+// estimate is steady, large enough to converge within tens of wake-ups.
+const leadStep = 10 * time.Microsecond
+
+// calibrate feeds the error of one wake-up (positive: late) into timerLead.
+// Stepping by the error's sign makes timerLead track the median lateness, so a
+// few very late wake-ups on a loaded machine do not make all others early.
 func calibrate(err time.Duration) {
-	err = min(max(err, -maxTimerLead), maxTimerLead)
-	lead := time.Duration(timerLead.Load()) + err/8
+	lead := time.Duration(timerLead.Load())
+	switch {
+	case err > 0:
+		lead += leadStep
+	case err < 0:
+		lead -= leadStep
+	}
 	timerLead.Store(int64(min(max(lead, 0), maxTimerLead)))
 }
 
