@@ -82,6 +82,7 @@ type udpSink struct {
 	mu           sync.Mutex
 	first, last  time.Time
 	firstPayload int
+	notify       chan struct{} // a token after each datagram
 }
 
 func newUDPSink(tb testing.TB) *udpSink {
@@ -89,7 +90,7 @@ func newUDPSink(tb testing.TB) *udpSink {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(tb, err)
 	_ = c.SetReadBuffer(4 << 20)
-	s := &udpSink{addr: c.LocalAddr().String()}
+	s := &udpSink{addr: c.LocalAddr().String(), notify: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -111,6 +112,10 @@ func newUDPSink(tb testing.TB) *udpSink {
 			s.mu.Unlock()
 			s.bytes.Add(uint64(n))
 			s.packets.Add(1)
+			select {
+			case s.notify <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	tb.Cleanup(func() { c.Close(); <-done })

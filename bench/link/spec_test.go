@@ -155,4 +155,3 @@ func TestServe(t *testing.T) {
 	require.ErrorContains(t, err, echo)
 	require.Contains(t, logs.String(), "listen="+listen)
 }
-
