@@ -3,7 +3,9 @@ package link
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -173,4 +175,40 @@ func median(d []time.Duration) time.Duration {
 func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
 	tb.Helper()
 	require.Eventually(tb, cond, timeout, 2*time.Millisecond, what)
+}
+
+// measureTries is how many times a timing measurement may be taken. The
+// machine running the tests is shared: another process can deschedule the
+// relay for tens of milliseconds (p99 of a loopback round trip measured at
+// 33 ms under a load average of 9 on 2 cores). A systematic error of the
+// emulator fails every try; such noise rarely spoils all three.
+const measureTries = 3
+
+// requireWithin takes up to measureTries measurements and passes at the
+// first within tol of want. measure returns the value and a line to log.
+func requireWithin(tb testing.TB, what string, want, tol float64, measure func() (float64, string)) {
+	tb.Helper()
+	var got float64
+	for try := 1; try <= measureTries; try++ {
+		var line string
+		got, line = measure()
+		tb.Logf("%s, try %d: %s", what, try, line)
+		if math.Abs(got-want) <= tol {
+			return
+		}
+	}
+	tb.Fatalf("%s: %v, want %v ± %v in %d tries", what, got, want, tol, measureTries)
+}
+
+// requireRTT checks that the median of the round trips rtt measures is want
+// ± rttTolerance.
+func requireRTT(tb testing.TB, want time.Duration, rtt func() []time.Duration) {
+	tb.Helper()
+	requireWithin(tb, "median RTT", float64(want), float64(rttTolerance), func() (float64, string) {
+		s := rtt()
+		slices.Sort(s)
+		m := median(s)
+		return float64(m), fmt.Sprintf("median %v (want %v ± %v) of %d, min %v, max %v",
+			m, want, rttTolerance, len(s), s[0], s[len(s)-1])
+	})
 }

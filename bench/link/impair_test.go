@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -24,45 +25,52 @@ func TestTCPBandwidth(t *testing.T) {
 		size  int
 	}{
 		{name: "bw=20Mbit", bw: 20e6 / 8, size: 4 << 20},
-		{name: "bw=20Mbit,delay=30ms", bw: 20e6 / 8, delay: 30 * time.Millisecond, size: 4 << 20},
-		{name: "bw=100Mbit", bw: 100e6 / 8, size: 16 << 20},
+		{name: "bw=20Mbit,delay=30ms", bw: 20e6 / 8, delay: 30 * time.Millisecond, size: 3 << 20},
+		{name: "bw=100Mbit", bw: 100e6 / 8, size: 8 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			type result struct {
-				n   int64
-				end time.Time
-				err error
-			}
-			got := make(chan result, 1)
-			sink := tcpServer(t, func(c net.Conn) {
-				n, err := io.Copy(io.Discard, c)
-				got <- result{n, time.Now(), err}
+			requireWithin(t, "rate", float64(tt.bw), float64(tt.bw)*rateTolerance, func() (float64, string) {
+				return tcpTransfer(t, tt.bw, tt.delay, tt.size)
 			})
-			p := Profile{Delay: tt.delay, Bandwidth: tt.bw}
-			r := tcpRelay(t, sink, newLink(t, p, p))
-			c, err := net.Dial("tcp4", r.Addr().String())
-			require.NoError(t, err)
-			defer c.Close()
-			start := time.Now()
-			_, err = c.Write(make([]byte, tt.size))
-			require.NoError(t, err)
-			require.NoError(t, c.(*net.TCPConn).CloseWrite())
-			var res result
-			select {
-			case res = <-got:
-			case <-time.After(30 * time.Second):
-				t.Fatal("transfer did not finish in 30s")
-			}
-			require.NoError(t, res.err)
-			require.EqualValues(t, tt.size, res.n)
-			// The last byte arrives one delay after it was serialized.
-			el := res.end.Sub(start) - tt.delay
-			rate := float64(tt.size) / el.Seconds()
-			t.Logf("%d bytes in %v: %.3f Mbit/s (cap %.3f Mbit/s)", tt.size, el, rate*8/1e6, float64(tt.bw)*8/1e6)
-			require.InEpsilon(t, float64(tt.bw), rate, rateTolerance)
 		})
 	}
+}
+
+// tcpTransfer sends size bytes through a relay limited to bw and returns the
+// rate measured at the receiver.
+func tcpTransfer(t *testing.T, bw int64, delay time.Duration, size int) (float64, string) {
+	type result struct {
+		n   int64
+		end time.Time
+		err error
+	}
+	got := make(chan result, 1)
+	sink := tcpServer(t, func(c net.Conn) {
+		n, err := io.Copy(io.Discard, c)
+		got <- result{n, time.Now(), err}
+	})
+	p := Profile{Delay: delay, Bandwidth: bw}
+	r := tcpRelay(t, sink, newLink(t, p, p))
+	c, err := net.Dial("tcp4", r.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Write(make([]byte, size))
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	var res result
+	select {
+	case res = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("transfer did not finish in 30s")
+	}
+	require.NoError(t, res.err)
+	require.EqualValues(t, size, res.n)
+	// The last byte arrives one delay after it was serialized.
+	el := res.end.Sub(start) - delay
+	rate := float64(size) / el.Seconds()
+	return rate, fmt.Sprintf("%d bytes in %v: %.3f Mbit/s (cap %.3f Mbit/s)", size, el, rate*8/1e6, float64(bw)*8/1e6)
 }
 
 func TestUDPBandwidth(t *testing.T) {
@@ -72,37 +80,39 @@ func TestUDPBandwidth(t *testing.T) {
 		packets = 2500     // ~1.2 s of traffic at the cap
 		over    = 1.25     // the sender offers 25% more than the cap
 	)
-	sink := newUDPSink(t)
-	r := udpRelay(t, sink.addr, newLink(t, Profile{Bandwidth: bw}, Profile{}))
-	c, err := net.Dial("udp4", r.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
-	interval := time.Duration(float64(time.Second) * size / (bw * over))
-	start := time.Now()
-	msg := make([]byte, size)
-	for i := range packets {
-		// Pace on an absolute schedule so the offered rate is exact on average.
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		_, err := c.Write(msg)
+	requireWithin(t, "rate", bw, bw*rateTolerance, func() (float64, string) {
+		sink := newUDPSink(t)
+		r := udpRelay(t, sink.addr, newLink(t, Profile{Bandwidth: bw}, Profile{}))
+		c, err := net.Dial("udp4", r.Addr().String())
 		require.NoError(t, err)
-	}
-	waitFor(t, "every datagram delivered or dropped", 10*time.Second, func() bool {
+		defer c.Close()
+		interval := time.Duration(float64(time.Second) * size / (bw * over))
+		start := time.Now()
+		msg := make([]byte, size)
+		for i := range packets {
+			// Pace on an absolute schedule so the offered rate is exact on
+			// average.
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			_, err := c.Write(msg)
+			require.NoError(t, err)
+		}
+		waitFor(t, "every datagram delivered or dropped", 10*time.Second, func() bool {
+			s := r.Stats().AtoB
+			return s.Packets+s.Drops() == packets && sink.packets.Load() == s.Packets
+		})
 		s := r.Stats().AtoB
-		return s.Packets+s.Drops() == packets && sink.packets.Load() == s.Packets
+		require.NotZero(t, s.DropQueue, "an overdriven link drops at its queue")
+		require.Equal(t, s.DropQueue, s.Drops(), "only queue drops")
+		sink.mu.Lock()
+		el := sink.last.Sub(sink.first)
+		bytes := sink.bytes.Load() - uint64(sink.firstPayload)
+		sink.mu.Unlock()
+		rate := float64(bytes) / el.Seconds()
+		return rate, fmt.Sprintf("delivered %d, dropped at the full queue %d; %.3f Mbit/s (cap %.3f Mbit/s)",
+			s.Packets, s.DropQueue, rate*8/1e6, bw*8/1e6)
 	})
-	s := r.Stats().AtoB
-	sink.mu.Lock()
-	el := sink.last.Sub(sink.first)
-	bytes := sink.bytes.Load() - uint64(sink.firstPayload)
-	sink.mu.Unlock()
-	rate := float64(bytes) / el.Seconds()
-	t.Logf("delivered %d, dropped at full queue %d, other drops %d; %.3f Mbit/s (cap %.3f Mbit/s)",
-		s.Packets, s.DropQueue, s.Drops()-s.DropQueue, rate*8/1e6, bw*8/1e6)
-	require.InEpsilon(t, bw, rate, rateTolerance)
-	require.NotZero(t, s.DropQueue, "an overdriven link drops at its queue")
-	require.Equal(t, s.DropQueue, s.Drops(), "only queue drops")
 }
 
 func TestUDPLoss(t *testing.T) {

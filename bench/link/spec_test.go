@@ -143,8 +143,7 @@ func TestServe(t *testing.T) {
 		c.Close()
 		return true
 	})
-	rtts := tcpRTT(t, listen)
-	require.InDelta(t, 40*time.Millisecond, median(rtts), float64(rttTolerance))
+	requireRTT(t, 40*time.Millisecond, func() []time.Duration { return tcpRTT(t, listen) })
 	cancel()
 	require.NoError(t, <-done)
 
