@@ -129,8 +129,30 @@ type pipe struct {
 func (p *pipe) admit(now time.Time, n int, lossy bool) (release time.Time, backlog time.Duration, v verdict) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.admitLocked(now, now, n, lossy)
+}
+
+// admitBusy admits n bytes of a stream whose previous read filled its buffer:
+// more data was already waiting in the source's socket, so the serializer is
+// taken as busy since then, however late the reader ran. Without this, every
+// time the relay is descheduled for longer than QueueTime on a loaded machine
+// the emulated link would idle and a transfer would fall short of the
+// bandwidth.
+func (p *pipe) admitBusy(now time.Time, n int) (release time.Time, backlog time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	arrival := now
+	if !p.freeAt.IsZero() && p.freeAt.Before(now) {
+		arrival = p.freeAt
+	}
+	release, backlog, _ = p.admitLocked(arrival, now, n, false)
+	return release, backlog
+}
+
+// admitLocked admits n bytes arriving at arrival, at wall time now.
+func (p *pipe) admitLocked(arrival, now time.Time, n int, lossy bool) (release time.Time, backlog time.Duration, v verdict) {
 	pr := p.prof
-	start := now
+	start := arrival
 	if p.freeAt.After(start) {
 		start = p.freeAt
 	}

@@ -213,3 +213,20 @@ func TestSharedLink(t *testing.T) {
 	require.Positive(t, toB.Stats().AtoB.Bytes)
 	require.Equal(t, toB.Stats().AtoB.Bytes, r.Stats().AtoB.Bytes)
 }
+
+func TestPipeAdmitBusy(t *testing.T) {
+	ms := time.Millisecond
+	t0 := time.Unix(1e9, 0)
+	p := &pipe{prof: Profile{Delay: 10 * ms, Bandwidth: 1000}, rng: rand.New(rand.NewPCG(1, 2))}
+	rel, backlog, _ := p.admit(t0, 20, false)
+	require.Equal(t, 30*ms, rel.Sub(t0))
+	require.Equal(t, 20*ms, backlog)
+	// The reader ran 100 ms late, but its source was full: the serializer
+	// carried on from 20 ms, and the data is due at once.
+	rel, backlog = p.admitBusy(t0.Add(100*ms), 20)
+	require.Equal(t, 50*ms, rel.Sub(t0))
+	require.Equal(t, -60*ms, backlog)
+	// A source that was not full idles the serializer until its next read.
+	rel, _, _ = p.admit(t0.Add(200*ms), 20, false)
+	require.Equal(t, 230*ms, rel.Sub(t0))
+}

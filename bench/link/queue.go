@@ -100,6 +100,13 @@ func (q *releaseQueue[T]) pop() (item[T], bool) {
 // len is the number of items pushed and not yet delivered.
 func (q *releaseQueue[T]) len() int { return int(q.pending.Load()) }
 
+// bytesQueued is the number of bytes pushed and not yet popped.
+func (q *releaseQueue[T]) bytesQueued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
 // waitRoom blocks until fewer than limit bytes are queued; false if done.
 func (q *releaseQueue[T]) waitRoom(limit int, done <-chan struct{}) bool {
 	for {

@@ -215,7 +215,13 @@ func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, abort 
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	defer t.Stop()
+	busy := false // the last read filled its buffer: the source has more
 	for {
+		// Waiting for a partition to heal or for the far side to take
+		// data is real idle time of the link.
+		if r.link.Partitioned() || q.bytesQueued() >= maxTCPInFlight {
+			busy = false
+		}
 		if !r.link.waitHealed(abort) || !q.waitRoom(maxTCPInFlight, abort) {
 			return
 		}
@@ -223,10 +229,18 @@ func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, abort 
 		bw := p.prof.Bandwidth
 		p.mu.Unlock()
 		b := chunkPool.Get().(*[]byte)
-		n, err := src.Read((*b)[:readLimit(bw)])
+		limit := readLimit(bw)
+		n, err := src.Read((*b)[:limit])
 		now := time.Now()
 		if n > 0 {
-			at, backlog, _ := p.admit(now, n, false)
+			var at time.Time
+			var backlog time.Duration
+			if busy {
+				at, backlog = p.admitBusy(now, n)
+			} else {
+				at, backlog, _ = p.admit(now, n, false)
+			}
+			busy = n == limit
 			q.push(at, n, chunk{b: b, n: n})
 			// Keep at most QueueTime of data waiting for the serializer;
 			// the rest waits in the kernel's socket buffers, pushing back
