@@ -91,6 +91,23 @@ func ParseSpec(s string) (Spec, error) {
 	return sp, nil
 }
 
+// ParseSpecs parses one spec per argument, as `sitesync bench link SPEC…`
+// takes them.
+func ParseSpecs(args []string) ([]Spec, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%w: none given: %s", ErrBadSpec, specHelp)
+	}
+	specs := make([]Spec, 0, len(args))
+	for _, a := range args {
+		s, err := ParseSpec(a)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
 func setOption(dirs []*Profile, name, v string) error {
 	var set func(*Profile)
 	switch name {

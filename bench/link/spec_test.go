@@ -119,6 +119,20 @@ func TestParseSpec(t *testing.T) {
 	}
 }
 
+func TestParseSpecs(t *testing.T) {
+	specs, err := ParseSpecs([]string{
+		"udp:127.0.0.1:9000->127.0.0.1:7443,delay=50ms",
+		"tcp:127.0.0.1:9080->127.0.0.1:8080,delay=50ms",
+	})
+	require.NoError(t, err)
+	require.Len(t, specs, 2)
+	_, err = ParseSpecs(nil)
+	require.ErrorIs(t, err, ErrBadSpec)
+	_, err = ParseSpecs([]string{"udp:127.0.0.1:9000->127.0.0.1:7443", "tcp:127.0.0.1:1->8.8.8.8:53"})
+	require.ErrorIs(t, err, ErrBadSpec)
+	require.ErrorContains(t, err, "8.8.8.8:53")
+}
+
 func TestServe(t *testing.T) {
 	echo := tcpEcho(t)
 	// Find a free port for the relay to listen on.

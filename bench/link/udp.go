@@ -58,6 +58,8 @@ type UDPRelay struct {
 	fwd *releaseQueue[fwdDatagram]
 	rev *releaseQueue[revDatagram]
 
+	idle time.Duration // UDPFlowIdle; shorter in tests
+
 	mu    sync.Mutex
 	flows map[netip.AddrPort]*udpFlow
 	shut  bool
@@ -86,6 +88,7 @@ func ListenUDP(cfg Config) (*UDPRelay, error) {
 		fwd:   newReleaseQueue[fwdDatagram](),
 		rev:   newReleaseQueue[revDatagram](),
 		flows: make(map[netip.AddrPort]*udpFlow),
+		idle:  UDPFlowIdle,
 	}
 	listen, err := r.init(cfg, "udp")
 	if err != nil {
@@ -274,9 +277,9 @@ func (r *UDPRelay) deliver(c *dirCounters, b *[]byte, write func([]byte) error) 
 	c.delivered(len(*b))
 }
 
-// sweep closes mappings idle for UDPFlowIdle.
+// sweep closes mappings idle for r.idle.
 func (r *UDPRelay) sweep(stop <-chan struct{}) {
-	t := time.NewTicker(UDPFlowIdle / 4)
+	t := time.NewTicker(r.idle / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -285,7 +288,7 @@ func (r *UDPRelay) sweep(stop <-chan struct{}) {
 		case now := <-t.C:
 			r.mu.Lock()
 			for k, f := range r.flows {
-				if now.Sub(time.Unix(0, f.last.Load())) > UDPFlowIdle {
+				if now.Sub(time.Unix(0, f.last.Load())) > r.idle {
 					_ = f.up.Close()
 					delete(r.flows, k)
 					r.st.flows.Add(-1)
