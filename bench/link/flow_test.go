@@ -91,7 +91,7 @@ func TestUDPMappingExpires(t *testing.T) {
 }
 
 // TestTCPHalfClose: a client that closes its sending side still gets the
-// whole answer, and the end of each direction arrives after its delay.
+// whole answer.
 func TestTCPHalfClose(t *testing.T) {
 	srv := tcpServer(t, func(c net.Conn) {
 		req, err := io.ReadAll(c)
@@ -113,8 +113,29 @@ func TestTCPHalfClose(t *testing.T) {
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, "re: hello", string(got))
-	require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond-rttTolerance)
+	// Handshake, then request and answer: two RTTs.
+	require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond-rttTolerance)
 	waitFor(t, "connection closed at the relay", 2*time.Second, func() bool { return r.Stats().Flows == 0 })
+}
+
+// TestTCPHandshake: the first answer on a new connection takes two RTTs, the
+// next ones one.
+func TestTCPHandshake(t *testing.T) {
+	l := newLink(t, Profile{Delay: 15 * time.Millisecond}, Profile{Delay: 25 * time.Millisecond})
+	r := tcpRelay(t, tcpEcho(t), l)
+	requireWithin(t, "first round trip", float64(80*time.Millisecond), float64(rttTolerance), func() (float64, string) {
+		start := time.Now()
+		c, err := net.Dial("tcp4", r.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = c.Write([]byte("x"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, 1))
+		require.NoError(t, err)
+		first := time.Since(start)
+		return float64(first), "connect to first answer " + first.String() + " (want 80ms)"
+	})
 }
 
 // TestQUICThroughLossyRelay runs a real QUIC connection through a relay with

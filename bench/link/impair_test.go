@@ -67,8 +67,9 @@ func tcpTransfer(t *testing.T, bw int64, delay time.Duration, size int) (float64
 	}
 	require.NoError(t, res.err)
 	require.EqualValues(t, size, res.n)
-	// The last byte arrives one delay after it was serialized.
-	el := res.end.Sub(start) - delay
+	// The connection costs one RTT, the last byte arrives one delay after
+	// it was serialized.
+	el := res.end.Sub(start) - 3*delay
 	rate := float64(size) / el.Seconds()
 	return rate, fmt.Sprintf("%d bytes in %v: %.3f Mbit/s (cap %.3f Mbit/s)", size, el, rate*8/1e6, float64(bw)*8/1e6)
 }

@@ -18,8 +18,8 @@ import (
 const QueueTime = 50 * time.Millisecond
 
 // Link is an emulated cable between side a and side b: a Profile per direction
-// and a partition switch, shared by every relay built on it. Safe for
-// concurrent use.
+// and a partition switch, shared by every relay built on it. The zero Link is
+// a link with zero profiles. Safe for concurrent use.
 type Link struct {
 	dirs [2]pipe
 
@@ -37,7 +37,6 @@ func NewLink(ab, ba Profile) (*Link, error) {
 			return nil, fmt.Errorf("%v: %w", Dir(d), err)
 		}
 		l.dirs[d].prof = p
-		l.dirs[d].rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	return l, nil
 }
@@ -152,6 +151,9 @@ func (p *pipe) admitBusy(now time.Time, n int) (release time.Time, backlog time.
 // admitLocked admits n bytes arriving at arrival, at wall time now.
 func (p *pipe) admitLocked(arrival, now time.Time, n int, lossy bool) (release time.Time, backlog time.Duration, v verdict) {
 	pr := p.prof
+	if p.rng == nil {
+		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
 	start := arrival
 	if p.freeAt.After(start) {
 		start = p.freeAt
@@ -177,6 +179,12 @@ func (p *pipe) admitLocked(arrival, now time.Time, n int, lossy bool) (release t
 	}
 	p.last = release
 	return release, backlog, pass
+}
+
+func (p *pipe) profile() Profile {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.prof
 }
 
 // DirStats counts what one direction of a relay did.

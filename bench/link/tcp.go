@@ -130,6 +130,19 @@ func (r *TCPRelay) accept(ctx context.Context) {
 // or ctx ends.
 func (r *TCPRelay) handle(ctx context.Context, c *net.TCPConn) {
 	defer c.Close()
+	// The handshake: the client's connect completed at the relay's kernel at
+	// once, so its first bytes wait here for the SYN/SYN-ACK round trip.
+	// Dialling only then gives the target its connection, and the client's
+	// first bytes their arrival, one RTT after the connect, as on a WAN.
+	if rtt := r.out.profile().Delay + r.in.profile().Delay; rtt > 0 {
+		t := time.NewTimer(rtt)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	// During a partition a new connection hangs here, before the target
 	// is dialled: the client sees a stall, not a refusal.
 	if !r.link.waitHealed(ctx.Done()) {
