@@ -66,10 +66,11 @@
 // # Concurrency
 //
 // Link methods are safe for concurrent use and take effect for data arriving
-// after the call (data in flight keeps the release time it was given). A relay is created listening (so its address is known), is
-// served by Run, which returns only after every goroutine it started has
-// exited, and is stopped by cancelling Run's context or by Close, which is
-// idempotent and returns after Run has returned. Stats may be read at any time;
+// after the call (data in flight keeps the release time it was given). A relay
+// is created listening (so its address is known), is served by Run, which
+// returns only after every goroutine it started has exited, and is stopped by
+// cancelling Run's context or by Close, which is idempotent and returns after
+// Run has returned. Stats may be read at any time;
 // they count what the relay delivered and dropped, per direction and reason.
 //
 // A site pair shares one Link: the relay to b's port has its clients at a,

@@ -194,8 +194,10 @@ func TestUDPPartition(t *testing.T) {
 		seq++
 		require.False(t, ping(seq, 100*time.Millisecond), "echo during the partition")
 	}
+	waitFor(t, "5 pings and the one in flight dropped", time.Second, func() bool {
+		return r.Stats().AtoB.DropPartition == 6
+	})
 	s := r.Stats()
-	require.EqualValues(t, 6, s.AtoB.DropPartition, "5 pings and the one in flight")
 	require.EqualValues(t, 1, s.AtoB.Packets, "only the ping from before the partition")
 	require.EqualValues(t, 1, s.BtoA.Packets, "only the echo from before the partition")
 
