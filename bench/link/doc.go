@@ -49,11 +49,11 @@
 //     retransmission timeout, ~15 minutes; a relay holds forever.)
 //   - The TCP handshake costs one RTT (the sum of both directions' delays,
 //     without jitter): the client's connect completes at the relay's kernel at
-//     once, but the relay dials the target only one RTT later, and the
-//     client's first bytes wait until then. So a request on a new connection
-//     takes two RTTs, as on a WAN. (A server that speaks first is heard one
-//     a→b delay early; git, HTTP and the refdb protocols all have the client
-//     speak first.)
+//     once, but nothing on the connection is taken as sent before one RTT
+//     after the accept, so a request on a new connection takes two RTTs, as on
+//     a WAN. (A server that speaks first is heard one a→b delay early; git,
+//     HTTP and the refdb protocols all have the client speak first. A target
+//     that refuses the connection is seen at once, as a closed connection.)
 //
 // A UDP relay keeps one upstream socket per client source address, so the
 // target sees one peer per client and replies route back to the right client

@@ -68,7 +68,7 @@ func TestUDPMapping(t *testing.T) {
 	require.Equal(t, up1, ask(t, c1), "the mapping is kept")
 	require.Equal(t, up2, ask(t, c2))
 	// A counter moves just after its write, which the echo can overtake.
-	waitFor(t, "counters", 2*time.Second, func() bool {
+	waitFor(t, "counters", eventually, func() bool {
 		s := r.Stats()
 		return s.AtoB.Packets == 4 && s.BtoA.Packets == 4
 	})
@@ -86,7 +86,7 @@ func TestUDPMappingExpires(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	ask(t, c)
-	waitFor(t, "idle mapping closed", 2*time.Second, func() bool { return r.Stats().Flows == 0 })
+	waitFor(t, "idle mapping closed", eventually, func() bool { return r.Stats().Flows == 0 })
 	// The client comes back: a new mapping is made.
 	ask(t, c)
 	require.EqualValues(t, 1, r.Stats().Flows)
@@ -118,7 +118,7 @@ func TestTCPHalfClose(t *testing.T) {
 	require.Equal(t, "re: hello", string(got))
 	// Handshake, then request and answer: two RTTs.
 	require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond-rttTolerance)
-	waitFor(t, "connection closed at the relay", 2*time.Second, func() bool { return r.Stats().Flows == 0 })
+	waitFor(t, "connection closed at the relay", eventually, func() bool { return r.Stats().Flows == 0 })
 }
 
 // TestTCPHandshake: the first answer on a new connection takes two RTTs, the

@@ -156,7 +156,9 @@ func fmtFloat(f float64) string { return Profile{Loss: f}.String()[len("delay=0s
 
 func TestUDPPartition(t *testing.T) {
 	echo := udpEcho(t)
-	p := Profile{Delay: 10 * time.Millisecond}
+	// Long enough that the datagram below is surely still in flight when
+	// the link is cut, even on a loaded machine.
+	p := Profile{Delay: 100 * time.Millisecond}
 	l := newLink(t, p, p)
 	r := udpRelay(t, echo, l)
 	c, err := net.Dial("udp4", r.Addr().String())
@@ -181,20 +183,20 @@ func TestUDPPartition(t *testing.T) {
 		}
 	}
 	seq := uint64(0)
-	require.True(t, ping(seq, time.Second), "echo before the partition")
+	require.True(t, ping(seq, 10*time.Second), "echo before the partition")
 
 	// A datagram in flight when the link is cut is lost too.
 	seq++
 	_, err = c.Write(binary.BigEndian.AppendUint64(nil, seq))
 	require.NoError(t, err)
-	waitFor(t, "datagram in flight", time.Second, func() bool { return r.fwd.len() == 1 })
+	waitFor(t, "datagram in flight", eventually, func() bool { return r.fwd.len() == 1 })
 	l.SetPartition(true)
 	require.True(t, l.Partitioned())
 	for range 5 {
 		seq++
 		require.False(t, ping(seq, 100*time.Millisecond), "echo during the partition")
 	}
-	waitFor(t, "5 pings and the one in flight dropped", time.Second, func() bool {
+	waitFor(t, "5 pings and the one in flight dropped", eventually, func() bool {
 		return r.Stats().AtoB.DropPartition == 6
 	})
 	s := r.Stats()
@@ -203,7 +205,7 @@ func TestUDPPartition(t *testing.T) {
 
 	l.SetPartition(false)
 	seq++
-	require.True(t, ping(seq, time.Second), "echo after healing")
+	require.True(t, ping(seq, 10*time.Second), "echo after healing")
 	// Late echoes of pings sent during the partition must not exist.
 	require.EqualValues(t, 6, r.Stats().AtoB.DropPartition)
 }
@@ -228,7 +230,7 @@ func TestTCPPartition(t *testing.T) {
 		require.Equal(t, msg, string(buf))
 		return nil
 	}
-	require.NoError(t, roundTrip(c, "hello", time.Second))
+	require.NoError(t, roundTrip(c, "hello", 10*time.Second))
 
 	l.SetPartition(true)
 	// An existing connection stalls: no reset, no data.
@@ -247,14 +249,14 @@ func TestTCPPartition(t *testing.T) {
 
 	l.SetPartition(false)
 	// The held bytes arrive, nothing was lost or duplicated.
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err = io.ReadFull(c, buf)
 	require.NoError(t, err)
 	require.Equal(t, "stall", string(buf))
-	require.NoError(t, c2.SetReadDeadline(time.Now().Add(2*time.Second)))
+	require.NoError(t, c2.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err = io.ReadFull(c2, buf)
 	require.NoError(t, err)
 	require.Equal(t, "fresh", string(buf))
-	require.NoError(t, roundTrip(c, "again", time.Second))
+	require.NoError(t, roundTrip(c, "again", 10*time.Second))
 	require.Equal(t, uint64(5), before.BtoA.Bytes, "nothing came back during the partition")
 }

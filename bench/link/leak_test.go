@@ -30,7 +30,7 @@ func relayGoroutines() int {
 // half-open connections, held bytes of a partition, a connection waiting for
 // its handshake) and checks that none of their goroutines outlives Run.
 func TestNoGoroutineLeft(t *testing.T) {
-	waitFor(t, "relays of earlier tests stopped", time.Second, func() bool { return relayGoroutines() == 0 })
+	waitFor(t, "relays of earlier tests stopped", eventually, func() bool { return relayGoroutines() == 0 })
 	p := Profile{Delay: 20 * time.Millisecond, Bandwidth: 1 << 20}
 	l := newLink(t, p, p)
 	ur, err := ListenUDP(Config{Listen: "127.0.0.1:0", Target: udpEcho(t), Link: l})
@@ -61,14 +61,14 @@ func TestNoGoroutineLeft(t *testing.T) {
 	require.NoError(t, err)
 	go func() { _, _ = io.Copy(io.Discard, conns[0]) }()
 	require.NoError(t, conns[1].(*net.TCPConn).CloseWrite())
-	waitFor(t, "flows up", 2*time.Second, func() bool {
+	waitFor(t, "flows up", eventually, func() bool {
 		return ur.Stats().Flows == 3 && tr.Stats().Flows == 3
 	})
 	l.SetPartition(true)
 	late, err := net.Dial("tcp4", tr.Addr().String()) // hangs in the partition
 	require.NoError(t, err)
 	defer late.Close()
-	waitFor(t, "connection held", 2*time.Second, func() bool { return tr.Stats().Accepted == 4 })
+	waitFor(t, "connection held", eventually, func() bool { return tr.Stats().Accepted == 4 })
 
 	require.Greater(t, relayGoroutines(), 10)
 
@@ -76,7 +76,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 	require.NoError(t, <-uDone)
 	require.NoError(t, tr.Close())
 	require.NoError(t, <-tDone)
-	waitFor(t, "relay goroutines exited", time.Second, func() bool { return relayGoroutines() == 0 })
+	waitFor(t, "relay goroutines exited", eventually, func() bool { return relayGoroutines() == 0 })
 	require.Zero(t, ur.Stats().Flows)
 	require.Zero(t, tr.Stats().Flows)
 }

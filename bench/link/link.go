@@ -131,6 +131,15 @@ func (p *pipe) admit(now time.Time, n int, lossy bool) (release time.Time, backl
 	return p.admitLocked(now, now, n, lossy)
 }
 
+// admitStream admits n bytes of a stream taken as arriving at arrival, at wall
+// time now.
+func (p *pipe) admitStream(arrival, now time.Time, n int) (release time.Time, backlog time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	release, backlog, _ = p.admitLocked(arrival, now, n, false)
+	return release, backlog
+}
+
 // admitBusy admits n bytes of a stream whose previous read filled its buffer:
 // more data was already waiting in the source's socket, so the serializer is
 // taken as busy since then, however late the reader ran. Without this, every

@@ -177,7 +177,7 @@ func TestRelayLifecycle(t *testing.T) {
 			defer c.Close()
 			_, err = c.Write([]byte("x"))
 			require.NoError(t, err)
-			waitFor(t, "relay running", 2*time.Second, func() bool { return r.Stats().Accepted == 1 })
+			waitFor(t, "relay running", eventually, func() bool { return r.Stats().Accepted == 1 })
 			require.NoError(t, r.Close())
 			select {
 			case err := <-done:

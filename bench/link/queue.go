@@ -36,6 +36,24 @@ func calibrate(err time.Duration) {
 	timerLead.Store(int64(min(max(lead, 0), maxTimerLead)))
 }
 
+// sleepUntil waits on t, a stopped timer, until at, arming it timerLead early
+// and feeding the error back; false if done was closed first.
+func sleepUntil(t *time.Timer, at time.Time, done <-chan struct{}) bool {
+	d := time.Until(at) - time.Duration(timerLead.Load())
+	if d <= 0 {
+		return true
+	}
+	t.Reset(d)
+	select {
+	case <-t.C:
+	case <-done:
+		t.Stop()
+		return false
+	}
+	calibrate(time.Since(at))
+	return true
+}
+
 // item is data waiting in a release queue.
 type item[T any] struct {
 	at time.Time // release time
@@ -140,14 +158,8 @@ func (q *releaseQueue[T]) run(done <-chan struct{}, deliver func(T) bool) {
 				return
 			}
 		}
-		if d := time.Until(it.at) - time.Duration(timerLead.Load()); d > 0 {
-			t.Reset(d)
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-			calibrate(time.Since(it.at))
+		if !sleepUntil(t, it.at, done) {
+			return
 		}
 		ok = deliver(it.v)
 		q.pending.Add(-1)

@@ -149,7 +149,7 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, []Spec{sp}, log) }()
 
-	waitFor(t, "relay up", 2*time.Second, func() bool {
+	waitFor(t, "relay up", eventually, func() bool {
 		c, err := net.Dial("tcp4", listen)
 		if err != nil {
 			return false

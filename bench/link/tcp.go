@@ -40,6 +40,13 @@ func readLimit(bw int64) int {
 	return int(min(max(n, 1024), chunkSize))
 }
 
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func txBytes(d time.Duration, bw int64) int64 { return bw * int64(d) / int64(time.Second) }
 
 // TCPRelay forwards TCP connections to a target through a Link.
@@ -131,18 +138,10 @@ func (r *TCPRelay) accept(ctx context.Context) {
 func (r *TCPRelay) handle(ctx context.Context, c *net.TCPConn) {
 	defer c.Close()
 	// The handshake: the client's connect completed at the relay's kernel at
-	// once, so its first bytes wait here for the SYN/SYN-ACK round trip.
-	// Dialling only then gives the target its connection, and the client's
-	// first bytes their arrival, one RTT after the connect, as on a WAN.
-	if rtt := r.out.profile().Delay + r.in.profile().Delay; rtt > 0 {
-		t := time.NewTimer(rtt)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-	}
+	// once, but on a WAN its first bytes could leave only after the SYN and
+	// SYN-ACK had travelled. So nothing on this connection is taken as sent
+	// before one RTT after the accept.
+	open := time.Now().Add(r.out.profile().Delay + r.in.profile().Delay)
 	// During a partition a new connection hangs here, before the target
 	// is dialled: the client sees a stall, not a refusal.
 	if !r.link.waitHealed(ctx.Done()) {
@@ -170,8 +169,8 @@ func (r *TCPRelay) handle(ctx context.Context, c *net.TCPConn) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); r.stream(c, up, r.out, &r.st.dir[AtoB], abort, kill) }()
-	go func() { defer wg.Done(); r.stream(up, c, r.in, &r.st.dir[BtoA], abort, kill) }()
+	go func() { defer wg.Done(); r.stream(c, up, r.out, &r.st.dir[AtoB], open, abort, kill) }()
+	go func() { defer wg.Done(); r.stream(up, c, r.in, &r.st.dir[BtoA], open, abort, kill) }()
 	streams := make(chan struct{})
 	go func() { wg.Wait(); close(streams) }()
 	select {
@@ -195,7 +194,8 @@ type chunk struct {
 // while the serializer queue is full, the link is cut or too much is in
 // flight, and a writer that releases each chunk at its time. A clean end of
 // src half-closes dst (after the delay); an error kills the connection.
-func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, abort <-chan struct{}, kill func()) {
+// Nothing is taken as sent before open.
+func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, open time.Time, abort <-chan struct{}, kill func()) {
 	q := newReleaseQueue[chunk]()
 	writerDone := make(chan struct{})
 	go func() {
@@ -251,7 +251,7 @@ func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, abort 
 			if busy {
 				at, backlog = p.admitBusy(now, n)
 			} else {
-				at, backlog, _ = p.admit(now, n, false)
+				at, backlog = p.admitStream(later(now, open), now, n)
 			}
 			busy = n == limit
 			q.push(at, n, chunk{b: b, n: n})
@@ -270,7 +270,7 @@ func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, abort 
 			chunkPool.Put(b)
 		}
 		if err != nil {
-			at, _, _ := p.admit(now, 0, false) // the FIN travels too
+			at, _ := p.admitStream(later(now, open), now, 0) // the FIN travels too
 			q.push(at, 0, chunk{err: err})
 			return
 		}
