@@ -57,12 +57,13 @@ func (l *Link) SetProfile(d Dir, p Profile) error {
 	return nil
 }
 
-// Profile returns the current profile of one direction.
+// Profile returns the current profile of one direction (zero for an unknown
+// direction).
 func (l *Link) Profile(d Dir) Profile {
-	pp := &l.dirs[d]
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	return pp.prof
+	if !d.valid() {
+		return Profile{}
+	}
+	return l.dirs[d].profile()
 }
 
 // SetPartition cuts (true) or heals (false) both directions of the link.

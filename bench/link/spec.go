@@ -42,6 +42,10 @@ func ParseSpec(s string) (Spec, error) {
 	fail := func(format string, a ...any) (Spec, error) {
 		return Spec{}, fmt.Errorf("%w %q: %s", ErrBadSpec, s, fmt.Sprintf(format, a...))
 	}
+	// failBy keeps the cause for errors.Is (ErrNotLoopback, ErrBadRate …).
+	failBy := func(what string, err error) (Spec, error) {
+		return Spec{}, fmt.Errorf("%w %q: %s: %w", ErrBadSpec, s, what, err)
+	}
 	head, opts, _ := strings.Cut(strings.TrimSpace(s), ",")
 	proto, addrs, ok := strings.Cut(head, ":")
 	if !ok {
@@ -55,10 +59,10 @@ func ParseSpec(s string) (Spec, error) {
 		return fail("missing \"->\" between listen and target address: %s", specHelp)
 	}
 	if _, err := loopback(listen, true); err != nil {
-		return fail("listen %v", err)
+		return failBy("listen", err)
 	}
 	if _, err := loopback(target, false); err != nil {
-		return fail("target %v", err)
+		return failBy("target", err)
 	}
 	sp.Proto, sp.Listen, sp.Target = proto, listen, target
 	if opts == "" && strings.HasSuffix(s, ",") {
@@ -79,13 +83,13 @@ func ParseSpec(s string) (Spec, error) {
 				dirs, name = dirs[1:], k[3:]
 			}
 			if err := setOption(dirs, name, v); err != nil {
-				return fail("option %q: %v", k, err)
+				return failBy(fmt.Sprintf("option %q", k), err)
 			}
 		}
 	}
 	for d, p := range []Profile{sp.AtoB, sp.BtoA} {
 		if err := p.Validate(); err != nil {
-			return fail("%v: %v", Dir(d), err)
+			return failBy(Dir(d).String(), err)
 		}
 	}
 	return sp, nil

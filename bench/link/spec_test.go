@@ -62,6 +62,7 @@ func TestParseSpec(t *testing.T) {
 		in      string
 		want    Spec
 		wantErr string
+		wantIs  error // the cause, besides ErrBadSpec
 	}{
 		{
 			name: "udp, all options",
@@ -86,7 +87,7 @@ func TestParseSpec(t *testing.T) {
 		{name: "bad protocol", in: "sctp:127.0.0.1:1->127.0.0.1:2", wantErr: `protocol "sctp"`},
 		{name: "missing arrow", in: "udp:127.0.0.1:1,delay=1ms", wantErr: `missing "->"`},
 		{name: "empty", in: "", wantErr: "missing protocol"},
-		{name: "not loopback", in: "udp:127.0.0.1:1->192.168.1.1:2", wantErr: "not an IPv4 loopback"},
+		{name: "not loopback", in: "udp:127.0.0.1:1->192.168.1.1:2", wantErr: "target: address \"192.168.1.1:2\": not an IPv4 loopback", wantIs: ErrNotLoopback},
 		{name: "listen everywhere", in: "udp:0.0.0.0:1->127.0.0.1:2", wantErr: "not an IPv4 loopback"},
 		{name: "target port 0", in: "udp:127.0.0.1:1->127.0.0.1:0", wantErr: "port 0"},
 		{name: "host name", in: "tcp:localhost:1->127.0.0.1:2", wantErr: "want ip:port"},
@@ -95,17 +96,21 @@ func TestParseSpec(t *testing.T) {
 		{name: "trailing comma", in: "udp:127.0.0.1:1->127.0.0.1:2,", wantErr: "empty option"},
 		{name: "bad duration", in: "udp:127.0.0.1:1->127.0.0.1:2,delay=50", wantErr: `option "delay": time: missing unit`},
 		{name: "negative delay", in: "udp:127.0.0.1:1->127.0.0.1:2,delay=-5ms", wantErr: "negative duration"},
-		{name: "absurd delay", in: "udp:127.0.0.1:1->127.0.0.1:2,delay=50s", wantErr: "delay 50s outside"},
+		{name: "absurd delay", in: "udp:127.0.0.1:1->127.0.0.1:2,delay=50s", wantErr: "a->b: bad link profile: delay 50s outside", wantIs: ErrBadProfile},
 		{name: "loss of one", in: "udp:127.0.0.1:1->127.0.0.1:2,loss=1", wantErr: "outside [0, 1)"},
 		{name: "loss not a number", in: "udp:127.0.0.1:1->127.0.0.1:2,loss=some", wantErr: "want a probability"},
-		{name: "bad rate", in: "udp:127.0.0.1:1->127.0.0.1:2,bw=fast", wantErr: `option "bw": bad rate "fast"`},
+		{name: "bad rate", in: "udp:127.0.0.1:1->127.0.0.1:2,bw=fast", wantErr: `option "bw": bad rate "fast"`, wantIs: ErrBadRate},
 		{name: "bad direction", in: "udp:127.0.0.1:1->127.0.0.1:2,ac.delay=5ms", wantErr: `option "ac.delay": unknown option`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseSpec(tt.in)
 			if tt.wantErr != "" {
+				t.Log(err)
 				require.ErrorIs(t, err, ErrBadSpec)
+				if tt.wantIs != nil {
+					require.ErrorIs(t, err, tt.wantIs)
+				}
 				require.ErrorContains(t, err, tt.wantErr)
 				require.ErrorContains(t, err, "bad link spec "+`"`+tt.in+`"`, "the error quotes the spec")
 				return

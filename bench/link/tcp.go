@@ -238,11 +238,8 @@ func (r *TCPRelay) stream(src, dst *net.TCPConn, p *pipe, c *dirCounters, open t
 		if !r.link.waitHealed(abort) || !q.waitRoom(maxTCPInFlight, abort) {
 			return
 		}
-		p.mu.Lock()
-		bw := p.prof.Bandwidth
-		p.mu.Unlock()
 		b := chunkPool.Get().(*[]byte)
-		limit := readLimit(bw)
+		limit := readLimit(p.profile().Bandwidth)
 		n, err := src.Read((*b)[:limit])
 		now := time.Now()
 		if n > 0 {
