@@ -260,3 +260,44 @@ func TestTCPPartition(t *testing.T) {
 	require.NoError(t, roundTrip(c, "again", 10*time.Second))
 	require.Equal(t, uint64(5), before.BtoA.Bytes, "nothing came back during the partition")
 }
+
+// TestSharedBandwidth: two relays on one Link share its bandwidth, like the
+// QUIC and HTTP traffic of a site pair.
+func TestSharedBandwidth(t *testing.T) {
+	const bw, size = 20e6 / 8, 2 << 20 // each of two transfers
+	requireWithin(t, "aggregate rate", bw, bw*rateTolerance, func() (float64, string) {
+		l := newLink(t, Profile{Bandwidth: bw}, Profile{})
+		done := make(chan time.Time, 2)
+		var addrs []string
+		for range 2 {
+			sink := tcpServer(t, func(c net.Conn) {
+				n, _ := io.Copy(io.Discard, c)
+				if n == size {
+					done <- time.Now()
+				}
+			})
+			addrs = append(addrs, tcpRelay(t, sink, l).Addr().String())
+		}
+		start := time.Now()
+		for _, a := range addrs {
+			c, err := net.Dial("tcp4", a)
+			require.NoError(t, err)
+			defer c.Close()
+			go func() {
+				_, _ = c.Write(make([]byte, size))
+				_ = c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+		var end time.Time
+		for range 2 {
+			select {
+			case end = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("transfers did not finish in 30s")
+			}
+		}
+		el := end.Sub(start)
+		rate := float64(2*size) / el.Seconds()
+		return rate, fmt.Sprintf("2 × %d bytes in %v: %.3f Mbit/s together (cap %.3f Mbit/s)", size, el, rate*8/1e6, bw*8/1e6)
+	})
+}
