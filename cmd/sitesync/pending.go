@@ -80,12 +80,12 @@ func newBenchCmd() *cobra.Command {
 		{"push", "measure small-push acknowledged latency per mode and time until visible at every site"},
 		{"pack", "measure a large push: upload time, time until every site holds it, throughput vs link bandwidth"},
 		{"notedb", "replay a corpus repository's review history and measure time until visible at the other sites"},
-		{"link", "run WAN link emulator relays (delay, jitter, loss, bandwidth, partition)"},
 	} {
 		c := &cobra.Command{Use: w.name, Short: w.what, RunE: notYet(w.what)}
 		c.Flags().Bool("quick", false, "tiny sizes, under a minute")
 		cmd.AddCommand(c)
 	}
+	cmd.AddCommand(newBenchLinkCmd())
 	return cmd
 }
 
