@@ -403,15 +403,20 @@ func testNames(t *testing.T, s refdb.Store) {
 
 func testListRemove(t *testing.T, s refdb.Store) {
 	ctx, p := ctxT(t), Project(t)
+	// 1,100 refs in batches of 100 (etcd's default max-txn-ops is 128):
+	// enough for List to page.
+	const n = 1100
 	var ups []refdb.Update
-	for i := range 300 {
+	for i := range n {
 		ups = append(ups, refdb.Update{Ref: fmt.Sprintf("refs/changes/%02d/%d/1", i%100, i), Old: Z, New: SHA(uint64(i + 1))})
 	}
-	_, err := s.CAS(ctx, p, Batch(ups...))
-	require.NoError(t, err)
+	for i := 0; i < n; i += 100 {
+		_, err := s.CAS(ctx, p, Batch(ups[i:i+100]...))
+		require.NoError(t, err)
+	}
 	list, err := s.List(ctx, p)
 	require.NoError(t, err)
-	require.Len(t, list, 300)
+	require.Len(t, list, n)
 	for i := 1; i < len(list); i++ {
 		assert.Less(t, list[i-1].Ref, list[i].Ref, "List is sorted by ref")
 	}

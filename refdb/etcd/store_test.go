@@ -1,0 +1,43 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/refdb/etcd"
+	"github.com/sitesync/sitesync/refdb/internal/etcdtest"
+	"github.com/sitesync/sitesync/refdb/refdbtest"
+)
+
+var prefixSeq atomic.Int64
+
+// newStore opens a Store on srv with a key prefix of its own.
+func newStore(tb testing.TB, srv *etcdtest.Server) *etcd.Store {
+	tb.Helper()
+	s, err := etcd.Open(context.Background(), []string{srv.Endpoint}, etcd.Options{Prefix: fmt.Sprintf("/t%d", prefixSeq.Add(1))})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := etcdtest.Start(t)
+	refdbtest.Run(t, func(tb testing.TB) refdb.Store { return newStore(tb, srv) })
+}
+
+func TestBatchOverMaxTxnOps(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := newStore(t, srv)
+	var ups []refdb.Update
+	for i := range etcd.DefaultMaxTxnOps + 1 {
+		ups = append(ups, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d", i), Old: refdb.ZeroSHA, New: refdbtest.SHA(1)})
+	}
+	_, err := s.CAS(context.Background(), "p", refdbtest.Batch(ups...))
+	require.ErrorIs(t, err, refdb.ErrInvalid)
+	require.ErrorContains(t, err, "max-txn-ops")
+}
