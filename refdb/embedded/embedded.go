@@ -5,8 +5,8 @@ import (
 	"sync"
 
 	pingcaplog "github.com/pingcap/log"
-	tikvclient "github.com/tikv/client-go/v2/tikv"
 	"github.com/tikv/client-go/v2/testutils"
+	tikvclient "github.com/tikv/client-go/v2/tikv"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sitesync/sitesync/refdb"

@@ -23,3 +23,12 @@ func newStore(tb testing.TB) refdb.Store {
 }
 
 func TestConformance(t *testing.T) { refdbtest.Run(t, newStore) }
+
+func TestLinearizable(t *testing.T) {
+	name := fmt.Sprintf("lin-%d", seq.Add(1))
+	refdbtest.CheckLinearizable(t, func(tb testing.TB) refdb.Store {
+		s, err := embedded.Open(name, tikv.Options{})
+		require.NoError(tb, err)
+		return s
+	}, refdbtest.LinOptions{Seed: 1})
+}

@@ -19,7 +19,12 @@ var prefixSeq atomic.Int64
 // newStore opens a Store on srv with a key prefix of its own.
 func newStore(tb testing.TB, srv *etcdtest.Server) *etcd.Store {
 	tb.Helper()
-	s, err := etcd.Open(context.Background(), []string{srv.Endpoint}, etcd.Options{Prefix: fmt.Sprintf("/t%d", prefixSeq.Add(1))})
+	return newStoreWithPrefix(tb, srv, fmt.Sprintf("/t%d", prefixSeq.Add(1)))
+}
+
+func newStoreWithPrefix(tb testing.TB, srv *etcdtest.Server, prefix string) *etcd.Store {
+	tb.Helper()
+	s, err := etcd.Open(context.Background(), []string{srv.Endpoint}, etcd.Options{Prefix: prefix})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = s.Close() })
 	return s
