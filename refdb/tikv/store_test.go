@@ -23,3 +23,9 @@ func newMockStore(tb testing.TB) *tikv.Store {
 func TestConformance(t *testing.T) {
 	refdbtest.Run(t, func(tb testing.TB) refdb.Store { return newMockStore(tb) })
 }
+
+// BenchmarkCAS runs on client-go's mock TiKV (no network, no Raft): it
+// measures the client transaction path, not a cluster.
+func BenchmarkCAS(b *testing.B) {
+	refdbtest.Bench(b, func(tb testing.TB) refdb.Store { return newMockStore(tb) })
+}
