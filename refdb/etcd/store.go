@@ -14,16 +14,13 @@ import (
 
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/internal/keys"
+	"github.com/sitesync/sitesync/refdb/internal/retry"
 )
 
 var _ refdb.Store = (*Store)(nil)
 
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
 const DefaultMaxTxnOps = 128
-
-// maxAttempts bounds CAS retries after a failed compare whose current values
-// still match the expected ones (someone rewrote a ref with the same value).
-const maxAttempts = 16
 
 // listPage is how many keys one List request fetches: pages keep responses
 // well under gRPC's message limits for projects with millions of refs.
@@ -208,6 +205,9 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		return nil, fmt.Errorf("cas in %q: %w", project, err)
 	}
 	for attempt := 1; ; attempt++ {
+		if err := retry.Wait(ctx, attempt); err != nil {
+			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project), err)
+		}
 		next, conflict := refdb.Decide(project, b, cur, s.now())
 		if conflict != nil {
 			return nil, conflict
@@ -231,7 +231,7 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		if cur, revs, err = decode(refs, resp.Responses); err != nil {
 			return nil, fmt.Errorf("cas in %q: %w", project, err)
 		}
-		if attempt == maxAttempts {
+		if attempt == retry.MaxAttempts {
 			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project),
 				fmt.Errorf("%d concurrent rewrites in a row with unchanged values", attempt))
 		}

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(tb testing.TB) refdb.Store) {
 		{"conflict changes nothing", testConflictAtomic},
 		{"versions only grow", testVersions},
 		{"concurrent read modify cas", testConcurrentCounter},
+		{"concurrent same value rewrites", testConcurrentRewrite},
 		{"names do not collide", testNames},
 		{"list and remove project", testListRemove},
 		{"invalid input", testInvalid},
@@ -477,4 +478,34 @@ func testClosed(t *testing.T, s refdb.Store) {
 	require.ErrorIs(t, err, refdb.ErrClosed)
 	_, err = s.List(ctx, p)
 	require.ErrorIs(t, err, refdb.ErrClosed)
+}
+
+// testConcurrentRewrite: CAS X→X is always applicable, so concurrent ones must
+// all succeed (a backend that turns a lost optimistic race into a conflict
+// without re-reading fails here), and each bumps the version once.
+func testConcurrentRewrite(t *testing.T, s refdb.Store) {
+	ctx, p, ref := ctxT(t), Project(t), "refs/meta/config"
+	_, err := s.CAS(ctx, p, Batch(refdb.Update{Ref: ref, Old: Z, New: SHA(1)}))
+	require.NoError(t, err)
+	const workers, perWorker = 4, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*perWorker)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perWorker {
+				_, err := s.CAS(ctx, p, Batch(refdb.Update{Ref: ref, Old: SHA(1), New: SHA(1)}))
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, uint64(1+workers*perWorker), get1(t, s, p, ref).Version)
 }

@@ -16,15 +16,10 @@ import (
 
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/internal/keys"
+	"github.com/sitesync/sitesync/refdb/internal/retry"
 )
 
 var _ refdb.Store = (*Store)(nil)
-
-// maxAttempts bounds the retries of a CAS after write conflicts whose fresh
-// snapshot still matches the expected values (someone rewrote a ref with the
-// same value, or removed the project). Each retry costs one round trip; real
-// conflicts end the loop at the first re-read.
-const maxAttempts = 16
 
 // removeChunk is how many keys one RemoveProject transaction deletes: well
 // under TiKV's transaction size limits, large enough to remove a project
@@ -183,16 +178,18 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		refs[i] = u.Ref
 	}
 	for attempt := 1; ; attempt++ {
+		if err := retry.Wait(ctx, attempt); err != nil {
+			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project), err)
+		}
 		recs, err := s.tryCAS(ctx, project, b, refs)
 		if err == nil || !isWriteConflict(err) {
 			return recs, err
 		}
-		if attempt == maxAttempts {
+		// The next attempt reads a fresh snapshot: a ref that really moved
+		// ends the loop with a ConflictError naming its current value.
+		if attempt == retry.MaxAttempts {
 			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project),
 				fmt.Errorf("%d write conflicts in a row with unchanged values: %w", attempt, err))
-		}
-		if ctx.Err() != nil {
-			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project), ctx.Err())
 		}
 		s.log.DebugContext(ctx, "write conflict, retrying", "project", project, "txn", b.Txn, "attempt", attempt)
 	}
