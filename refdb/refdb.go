@@ -39,7 +39,7 @@ type Record struct {
 	Version uint64
 	Site    string    // site whose batch wrote this version
 	Txn     string    // transaction id of that batch
-	Time    time.Time // when the store committed it (the backend host's clock)
+	Time    time.Time // when the batch was decided, by the committing process's clock (informational: order by Version)
 }
 
 // Exists reports whether the ref currently exists.

@@ -46,3 +46,30 @@ func TestBatchOverMaxTxnOps(t *testing.T) {
 	require.ErrorIs(t, err, refdb.ErrInvalid)
 	require.ErrorContains(t, err, "max-txn-ops")
 }
+
+// TestGetManyRefs: a Get of more refs than one etcd Txn may hold is split
+// into several Txns read at one revision.
+func TestGetManyRefs(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := newStore(t, srv)
+	ctx := context.Background()
+	var refs []string
+	for i := 0; i < 300; i += 100 {
+		var ups []refdb.Update
+		for j := i; j < i+100; j++ {
+			ref := fmt.Sprintf("refs/heads/r%03d", j)
+			refs = append(refs, ref)
+			ups = append(ups, refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: refdbtest.SHA(uint64(j + 1))})
+		}
+		_, err := s.CAS(ctx, "p", refdbtest.Batch(ups...))
+		require.NoError(t, err)
+	}
+	recs, err := s.Get(ctx, "p", append(refs, "refs/heads/missing")...)
+	require.NoError(t, err)
+	require.Len(t, recs, 301)
+	for i, r := range recs[:300] {
+		require.Equal(t, refs[i], r.Ref)
+		require.Equal(t, refdbtest.SHA(uint64(i+1)), r.Value)
+	}
+	require.False(t, recs[300].Exists())
+}
