@@ -15,6 +15,13 @@ import (
 
 var _ refdb.Store = (*tikv.Store)(nil)
 
+// localLatches is the number of client-side latch slots: transactions of this
+// process that write the same key queue on a latch before prewrite instead of
+// racing in the store, so a lost race fails fast without leaving locks that
+// readers must wait out. Every client of an embedded store is in this process,
+// so the latches see all contention.
+const localLatches = 4096
+
 // instance is one in-process TiKV shared by the Stores opened with its name.
 type instance struct {
 	kv   *tikvclient.KVStore
@@ -69,7 +76,7 @@ func NewKV() (*tikvclient.KVStore, error) {
 		return nil, fmt.Errorf("start in-process tikv: %w", err)
 	}
 	testutils.BootstrapWithSingleStore(cluster)
-	kv, err := tikvclient.NewTestTiKVStore(client, pdClient, nil, nil, 0)
+	kv, err := tikvclient.NewTestTiKVStore(client, pdClient, nil, nil, localLatches)
 	if err != nil {
 		return nil, fmt.Errorf("start in-process tikv: %w", err)
 	}

@@ -26,6 +26,10 @@ var _ refdb.Store = (*Store)(nil)
 // with millions of refs in reasonable time.
 const removeChunk = 2048
 
+// localLatches is the number of client-side latch slots (hash buckets of
+// keys); collisions only cost false queueing.
+const localLatches = 4096
+
 // KV is the part of a client-go store the backend uses; *tikv.KVStore (and
 // thus txnkv.Client.KVStore) implements it.
 type KV interface {
@@ -97,6 +101,11 @@ func Open(ctx context.Context, pdEndpoints []string, opts Options) (*Store, erro
 		if r.err != nil {
 			return nil, refdb.Unavailable(fmt.Sprintf("connect to tikv pd %q", pdEndpoints), r.err)
 		}
+		// Local latches: concurrent batches of this site on the same refs
+		// queue in the client before prewrite, so the loser fails fast
+		// (and is re-read) instead of leaving locks in TiKV that readers
+		// must wait out. Other sites' races still meet in TiKV.
+		r.c.EnableTxnLocalLatches(localLatches)
 		return New(r.c.KVStore, opts), nil
 	case <-ctx.Done():
 		go func() {
