@@ -29,6 +29,9 @@ type Config struct {
 	// DialTimeout bounds connecting at Open. Default 5s: long enough for a
 	// PD leader election, short enough that a wrong address fails fast.
 	DialTimeout time.Duration `mapstructure:"dial_timeout" yaml:"dial_timeout"`
+	// Ignore are glob patterns of refs the refdb does not guard (see
+	// Ignore). Nil means DefaultIgnore; an empty non-nil list guards all.
+	Ignore []string `mapstructure:"ignore" yaml:"ignore"`
 }
 
 // DefaultPrefix is the default key prefix.
@@ -44,6 +47,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Ignore == nil {
+		c.Ignore = append([]string(nil), DefaultIgnore...)
 	}
 	if c.Backend == BackendEmbedded && len(c.Endpoints) == 0 {
 		c.Endpoints = []string{"default"}
@@ -63,6 +69,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("refdb.backend: required (tikv, etcd, embedded or none)")
 	default:
 		return fmt.Errorf("refdb.backend: unknown backend %q (want tikv, etcd, embedded or none)", c.Backend)
+	}
+	if _, err := NewIgnore(c.Ignore); err != nil {
+		return err
 	}
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("refdb.dial_timeout: negative")
