@@ -154,3 +154,20 @@ func TestKillEtcdDuringCAS(t *testing.T) {
 	t.Logf("%d acknowledged batches, %d with unknown outcome (errors during the outage)", total, unknown)
 	require.Positive(t, unknown, "the kill happened while clients were running")
 }
+
+// TestLinearizableAcrossKill: the linearizability check with the etcd server
+// SIGKILLed and restarted in the middle of the history. Calls that failed
+// during the outage may or may not have taken effect (porcupine considers
+// both); everything else must stay linearizable across the restart.
+func TestLinearizableAcrossKill(t *testing.T) {
+	srv := etcdtest.Start(t)
+	prefix := fmt.Sprintf("/linkill%d", prefixSeq.Add(1))
+	refdbtest.CheckLinearizable(t, func(tb testing.TB) refdb.Store {
+		return newStoreWithPrefix(tb, srv, prefix)
+	}, refdbtest.LinOptions{Seed: 3, OpTimeout: callTimeout, During: func() {
+		time.Sleep(300 * time.Millisecond)
+		srv.Kill()
+		time.Sleep(time.Second)
+		assert.NoError(t, srv.TryRestart())
+	}})
+}

@@ -65,6 +65,9 @@ type LinOptions struct {
 	OpsPerClient int           // default 250 (8 × 250 = 2,000 operations)
 	OpTimeout    time.Duration // deadline of one call; default 10s
 	Seed         uint64
+	// During, if set, runs while the clients do (e.g. kill and restart the
+	// server); the history is checked after both are done.
+	During func()
 }
 
 func linRef(k int) string { return fmt.Sprintf("refs/heads/shared-%d", k) }
@@ -102,6 +105,13 @@ func CheckLinearizable(t *testing.T, newClient func(tb testing.TB) refdb.Store, 
 		history []porcupine.Operation
 		wg      sync.WaitGroup
 	)
+	if o.During != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.During()
+		}()
+	}
 	for c := range o.Clients {
 		wg.Add(1)
 		go func() {

@@ -33,10 +33,9 @@ type Server struct {
 	args     []string
 	bin      string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	stderr *bytes.Buffer
+	mu   sync.Mutex // guards cmd and done
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 // Binary returns the etcd binary or fails tb with what to install.
@@ -93,24 +92,35 @@ func Start(tb testing.TB) *Server {
 }
 
 // Restart starts the process again on the same data dir and ports (after
-// Kill) and waits until it answers.
+// Kill) and waits until it answers; it fails the test on error (call it from
+// the test goroutine, else use TryRestart).
 func (s *Server) Restart() {
 	s.tb.Helper()
+	if err := s.TryRestart(); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// TryRestart is Restart returning its error, for use off the test goroutine.
+func (s *Server) TryRestart() error {
 	s.mu.Lock()
 	cmd := exec.Command(s.bin, s.args...)
-	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+"amd64")
-	s.stderr = &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
+	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH=amd64")
+	stderr := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
-		s.tb.Fatalf("start etcd: %v", err)
+		return fmt.Errorf("start etcd: %w", err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	done := s.done
 	go func() { _ = cmd.Wait(); close(done) }()
 	s.mu.Unlock()
 
-	cli := s.Client(s.tb)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
 	defer cli.Close()
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -118,15 +128,15 @@ func (s *Server) Restart() {
 		_, err := cli.Get(ctx, "health")
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-done:
-			s.tb.Fatalf("etcd exited at start: %s", s.stderr.String())
+			return fmt.Errorf("etcd exited at start: %s", stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("etcd did not answer within %v: %v; stderr: %s", startTimeout, err, s.stderr.String())
+			return fmt.Errorf("etcd did not answer within %v: %v; stderr: %s", startTimeout, err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
