@@ -14,7 +14,7 @@
 //   - a ref's Version only grows, also across delete and re-create (a deleted
 //     ref keeps a tombstone record with Value == ZeroSHA);
 //   - CAS and Get are linearizable;
-//   - projects never share keys: "a" and "a/b" and "a\x00b" are disjoint.
+//   - projects never share keys: "a", "a/b" and "ab" are disjoint ranges.
 //
 // Backends live in subpackages: tikv (production, TiKV transactions), etcd,
 // embedded (an in-process TiKV store for demo and tests) and none (no checks
