@@ -1,0 +1,75 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/refdb/etcd"
+	"github.com/sitesync/sitesync/refdb/internal/etcdtest"
+	"github.com/sitesync/sitesync/refdb/refdbtest"
+)
+
+var prefixSeq atomic.Int64
+
+// newStore opens a Store on srv with a key prefix of its own.
+func newStore(tb testing.TB, srv *etcdtest.Server) *etcd.Store {
+	tb.Helper()
+	return newStoreWithPrefix(tb, srv, fmt.Sprintf("/t%d", prefixSeq.Add(1)))
+}
+
+func newStoreWithPrefix(tb testing.TB, srv *etcdtest.Server, prefix string) *etcd.Store {
+	tb.Helper()
+	s, err := etcd.Open(context.Background(), []string{srv.Endpoint}, etcd.Options{Prefix: prefix})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := etcdtest.Start(t)
+	refdbtest.Run(t, func(tb testing.TB) refdb.Store { return newStore(tb, srv) })
+}
+
+func TestBatchOverMaxTxnOps(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := newStore(t, srv)
+	var ups []refdb.Update
+	for i := range etcd.DefaultMaxTxnOps + 1 {
+		ups = append(ups, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d", i), Old: refdb.ZeroSHA, New: refdbtest.SHA(1)})
+	}
+	_, err := s.CAS(context.Background(), "p", refdbtest.Batch(ups...))
+	require.ErrorIs(t, err, refdb.ErrInvalid)
+	require.ErrorContains(t, err, "max-txn-ops")
+}
+
+// TestGetManyRefs: a Get of more refs than one etcd Txn may hold is split
+// into several Txns read at one revision.
+func TestGetManyRefs(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := newStore(t, srv)
+	ctx := context.Background()
+	var refs []string
+	for i := 0; i < 300; i += 100 {
+		var ups []refdb.Update
+		for j := i; j < i+100; j++ {
+			ref := fmt.Sprintf("refs/heads/r%03d", j)
+			refs = append(refs, ref)
+			ups = append(ups, refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: refdbtest.SHA(uint64(j + 1))})
+		}
+		_, err := s.CAS(ctx, "p", refdbtest.Batch(ups...))
+		require.NoError(t, err)
+	}
+	recs, err := s.Get(ctx, "p", append(refs, "refs/heads/missing")...)
+	require.NoError(t, err)
+	require.Len(t, recs, 301)
+	for i, r := range recs[:300] {
+		require.Equal(t, refs[i], r.Ref)
+		require.Equal(t, refdbtest.SHA(uint64(i+1)), r.Value)
+	}
+	require.False(t, recs[300].Exists())
+}
