@@ -21,11 +21,17 @@ import (
 	"github.com/sitesync/sitesync/config"
 	"github.com/sitesync/sitesync/internal/frontdoor"
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/refdb/backend"
 )
 
 // shutdownGrace is how long in-flight requests (a clone in progress) get to
 // finish after SIGTERM before their connections are closed.
 const shutdownGrace = 30 * time.Second
+
+// readyTimeout bounds the refdb check of /readyz: a load balancer polls it
+// every few seconds and must get an answer before its own timeout.
+const readyTimeout = 2 * time.Second
 
 // readHeaderTimeout bounds a client that opens a connection and sends no
 // request: long enough for any WAN, short enough to shed idle sockets.
@@ -78,7 +84,26 @@ func serve(ctx context.Context, path string, log *slog.Logger) error {
 	metrics := http.NewServeMux()
 	metrics.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	front := frontdoor.New(frontdoor.Config{Site: cfg.Site.Name, Repos: repos, Extra: metrics, Log: log})
+	store, err := backend.Open(ctx, refdb.Config{
+		Backend:   string(cfg.RefDB.Backend),
+		Endpoints: cfg.RefDB.Endpoints,
+		Prefix:    cfg.RefDB.Prefix,
+		Ignore:    cfg.RefDB.Ignore,
+	}.Defaults(), log, reg)
+	if err != nil {
+		return fmt.Errorf("refdb: %w", err)
+	}
+	defer store.Close()
+	ready := func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		if err := refdb.Ping(pctx, store); err != nil {
+			return fmt.Errorf("refdb unreachable: %w", err)
+		}
+		return nil
+	}
+
+	front := frontdoor.New(frontdoor.Config{Site: cfg.Site.Name, Repos: repos, Ready: ready, Extra: metrics, Log: log})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)

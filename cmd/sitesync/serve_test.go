@@ -114,6 +114,11 @@ func TestServe(t *testing.T) {
 	require.Equal(t, env.Refs(t, src), env.Refs(t, filepath.Join(dir, "repos", "team", "app.git")),
 		"repositories live under site.repos, resolved against the config file's directory")
 
+	resp, err = http.Get(base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "ready: the refdb (none) answers")
+
 	resp, err = http.Get(base + "/metrics")
 	require.NoError(t, err)
 	var metrics bytes.Buffer
