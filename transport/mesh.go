@@ -126,6 +126,9 @@ type conn struct {
 	hello   hello  // the peer's HELLO
 	version uint16 // negotiated protocol version
 	at      time.Time
+
+	active   atomic.Int64 // streams in use at this site, both directions
+	draining atomic.Bool  // a drain goroutine is waiting to close it
 }
 
 // New checks cfg, loads the certificates and the instance id (creating it on
@@ -590,6 +593,7 @@ func (m *Mesh) register(c *conn) {
 			closeDup = append(closeDup, o) // we dialed it and it lost the tie-break
 		}
 	}
+	m.log.Debug("connection registered", "peer", p.name, "dialer", c.dialer, "conns", len(p.conns), "using_dialer", p.cur.dialer, "closing_dup", len(closeDup), "closing_old", len(closeOld))
 	now := time.Now()
 	switch {
 	case prev == nil:
@@ -609,8 +613,46 @@ func (m *Mesh) register(c *conn) {
 		_ = o.qc.CloseWithError(codeSuperseded, "peer restarted")
 	}
 	for _, o := range closeDup {
-		_ = o.qc.CloseWithError(codeDuplicate, "duplicate connection, keeping the one dialed by "+min(m.cfg.Site, p.name))
+		m.drain(o)
 	}
+}
+
+// dupGrace is how long a connection that lost the tie-break stays open
+// before its dialer closes it: the peer switches to the winner when it sees
+// the winner's HELLO, about one round trip after we did; 2 s covers a
+// 200 ms link with loss. Streams still active then are waited for.
+const dupGrace = 2 * time.Second
+
+// drain closes c, which lost the tie-break, once the peer had time to stop
+// opening streams on it and none is active here, so nothing in flight fails.
+// If c becomes the best connection again meanwhile, it stays.
+func (m *Mesh) drain(c *conn) {
+	if !c.draining.CompareAndSwap(false, true) {
+		return
+	}
+	m.wg.Go(func() {
+		defer c.draining.Store(false)
+		deadline := time.Now().Add(dupGrace)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.qc.Context().Done():
+				return
+			case <-t.C:
+			}
+			c.p.mu.Lock()
+			isCur := c.p.cur == c
+			c.p.mu.Unlock()
+			if isCur {
+				return
+			}
+			if time.Now().After(deadline) && c.active.Load() == 0 {
+				_ = c.qc.CloseWithError(codeDuplicate, "duplicate connection, keeping the one dialed by "+min(m.cfg.Site, c.p.name))
+				return
+			}
+		}
+	})
 }
 
 // upLocked records that p is connected through p.cur and emits the events.

@@ -65,6 +65,8 @@ func (m *Mesh) Request(ctx context.Context, peer string, kind Kind, payload []by
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("request to site %q: %w", peer, err)
 	}
+	c.active.Add(1)
+	defer c.active.Add(-1)
 	str, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, netErr(ctx, "request", c, err)
@@ -119,6 +121,8 @@ func (m *Mesh) Notify(ctx context.Context, peer string, kind Kind, payload []byt
 	if err != nil {
 		return fmt.Errorf("notify site %q: %w", peer, err)
 	}
+	c.active.Add(1)
+	defer c.active.Add(-1)
 	str, err := c.qc.OpenUniStreamSync(ctx)
 	if err != nil {
 		return netErr(ctx, "notify", c, err)
@@ -143,8 +147,11 @@ type Stream struct {
 	str  *quic.Stream
 	kind Kind
 	stop func() bool
-	once sync.Once
+	once sync.Once // Abort
+	done sync.Once // releases c.active
 }
+
+func (s *Stream) release() { s.done.Do(func() { s.c.active.Add(-1) }) }
 
 // OpenStream opens a bulk stream to the handler of kind at peer, sending
 // header (≤ MaxFrame) first. ctx bounds the whole stream: when it ends the
@@ -158,8 +165,10 @@ func (m *Mesh) OpenStream(ctx context.Context, peer string, kind Kind, header []
 	if err != nil {
 		return nil, fmt.Errorf("open stream to site %q: %w", peer, err)
 	}
+	c.active.Add(1)
 	str, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
+		c.active.Add(-1)
 		return nil, netErr(ctx, "open stream", c, err)
 	}
 	str.SetPriority(urgencyBulk, true)
@@ -194,6 +203,7 @@ func (s *Stream) Write(b []byte) (int, error) {
 // CloseAndWait ends the body and waits for the receiving handler's reply:
 // its reply, or its error as a *RemoteError. ctx bounds the wait.
 func (s *Stream) CloseAndWait(ctx context.Context) ([]byte, error) {
+	defer s.release()
 	defer s.stop()
 	_ = s.str.Close()
 	stop := context.AfterFunc(ctx, func() { s.Abort(context.Cause(ctx)) })
@@ -213,12 +223,15 @@ func (s *Stream) Abort(err error) {
 		s.str.CancelWrite(streamAborted)
 		s.str.CancelRead(streamAborted)
 		s.m.log.Debug("stream aborted", "peer", s.c.p.name, "kind", s.kind, "error", err)
+		s.release()
 	})
 }
 
 // serveStream serves a bidirectional stream opened by the peer: a request or
 // a bulk stream.
 func (m *Mesh) serveStream(ctx context.Context, c *conn, str *quic.Stream) {
+	c.active.Add(1)
+	defer c.active.Add(-1)
 	str.SetPriority(urgencyControl, true)
 	_ = str.SetReadDeadline(time.Now().Add(headerTimeout))
 	t, body, err := m.codec.readFrame(str)
@@ -341,6 +354,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (m *Mesh) serveNotify(ctx context.Context, c *conn, str *quic.ReceiveStream) {
+	c.active.Add(1)
+	defer c.active.Add(-1)
 	_ = str.SetReadDeadline(time.Now().Add(headerTimeout))
 	t, body, err := m.codec.readFrame(str)
 	if err == nil {
