@@ -159,19 +159,26 @@ func connected(m *Mesh, peer string) bool {
 	return false
 }
 
-// waitMesh waits until every site is connected to every one of its peers.
+// waitMesh waits until every site is connected to every one of its peers
+// over exactly one connection (simultaneous dials resolved).
 func waitMesh(tb testing.TB, sites map[string]*site, within time.Duration) {
 	tb.Helper()
 	require.Eventually(tb, func() bool {
 		for _, s := range sites {
-			for _, p := range s.m.Peers() {
-				if !p.Connected {
+			for _, p := range s.m.peers {
+				p.mu.Lock()
+				n := len(p.conns)
+				p.mu.Unlock()
+				if n != 1 {
 					return false
 				}
 			}
+			if s.m.live.Load() != int64(len(s.m.peers)) {
+				return false
+			}
 		}
 		return true
-	}, within, 10*time.Millisecond, "mesh not fully connected")
+	}, within, 10*time.Millisecond, "mesh not settled to one connection per pair")
 }
 
 // nextEvent waits for the next event of peer matching kind, skipping others.

@@ -347,6 +347,9 @@ func (m *Mesh) dialLoop(ctx context.Context, p *peer) {
 			m.serve(c)
 			continue
 		}
+		if errors.Is(err, errAlreadyConnected) {
+			continue
+		}
 		failures++
 		lvl := slog.LevelDebug
 		if failures == 1 {
@@ -383,8 +386,19 @@ func (m *Mesh) dial(ctx context.Context, p *peer) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	already := p.cur != nil
+	p.mu.Unlock()
+	if already {
+		// The peer's dial won the race before ours finished: keep its
+		// connection rather than starting a tie-break.
+		_ = qc.CloseWithError(codeDuplicate, "already connected")
+		return nil, errAlreadyConnected
+	}
 	return m.handshake(ctx, qc, p)
 }
+
+var errAlreadyConnected = errors.New("already connected")
 
 // handshake runs the HELLO exchange on a new connection (dialed to p, or
 // accepted when p is nil) and registers it. On failure the connection is
