@@ -22,8 +22,6 @@ var (
 	ErrStreamAborted = errors.New("stream aborted")
 	// ErrIncompatibleVersion: the peer speaks no protocol version we do.
 	ErrIncompatibleVersion = errors.New("incompatible protocol version")
-	// ErrClosed: the mesh is not running (Run not called or returned).
-	ErrClosed = errors.New("mesh not running")
 )
 
 // RemoteError is an error returned by the peer: its handler failed, or the

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/semaphore"
 )
 
 // Kind names a message type of the layer above (PREPARE, VOTE, PACK, …).
@@ -83,7 +85,9 @@ func (e *FrameError) Error() string { return fmt.Sprintf("bad frame (%s): %v", e
 func (e *FrameError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrFrameTooLarge) true for oversized frames.
-func (e *FrameError) Is(target error) bool { return e.Reason == "too_large" && target == ErrFrameTooLarge }
+func (e *FrameError) Is(target error) bool {
+	return e.Reason == "too_large" && target == ErrFrameTooLarge
+}
 
 func frameErr(reason, format string, args ...any) error {
 	return &FrameError{Reason: reason, Err: fmt.Errorf(format, args...)}
@@ -94,7 +98,14 @@ type codec struct {
 	maxFrame int64
 	enc      *zstd.Encoder
 	dec      *zstd.Decoder
+	// inflate bounds the memory of decompressions running at once, across
+	// all peers and streams, so a burst of small frames that each expand to
+	// MaxFrame cannot exhaust memory.
+	inflate *semaphore.Weighted
 }
+
+// inflateFrames is how many MaxFrame-sized decompressions may run at once.
+const inflateFrames = 4
 
 func newCodec(maxFrame int64) (*codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
@@ -109,11 +120,12 @@ func newCodec(maxFrame int64) (*codec, error) {
 		zstd.WithDecoderMaxMemory(uint64(maxFrame)),
 		zstd.WithDecoderMaxWindow(uint64(max(maxFrame, zstd.MinWindowSize))),
 		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true))
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	return &codec{maxFrame: maxFrame, enc: enc, dec: dec}, nil
+	return &codec{maxFrame: maxFrame, enc: enc, dec: dec, inflate: semaphore.NewWeighted(inflateFrames * maxFrame)}, nil
 }
 
 func (c *codec) close() { c.dec.Close() }
@@ -144,8 +156,11 @@ func (c *codec) writeFrame(w io.Writer, t frameType, body []byte) error {
 	return err
 }
 
-// readFrame reads one frame. It allocates at most MaxFrame for the body and
-// at most MaxFrame for its decompression.
+// readFrame reads one frame. Memory: the body buffer grows with the bytes
+// actually received (a length claim alone allocates nothing large; QUIC flow
+// control bounds what a peer can send), and decompression output is exactly
+// the size the zstd header declares, at most MaxFrame, with at most
+// inflateFrames × MaxFrame decompressing at once.
 func (c *codec) readFrame(r io.Reader) (frameType, []byte, error) {
 	var h [frameHeaderLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -164,27 +179,75 @@ func (c *codec) readFrame(r io.Reader) (frameType, []byte, error) {
 	if int64(n) > c.maxFrame {
 		return t, nil, frameErr("too_large", "%s of %d bytes, limit %d", t, n, c.maxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return t, nil, frameErr("truncated", "%s body: %w", t, io.ErrUnexpectedEOF)
 		}
 		return t, nil, err
 	}
 	if flags&flagZstd != 0 {
-		out, err := c.dec.DecodeAll(body, nil)
-		if err != nil {
-			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-				return t, nil, frameErr("too_large", "%s decompresses beyond limit %d", t, c.maxFrame)
-			}
-			return t, nil, frameErr("zstd", "%s: %w", t, err)
+		if body, err = c.decompress(t, body); err != nil {
+			return t, nil, err
 		}
-		if int64(len(out)) > c.maxFrame {
-			return t, nil, frameErr("too_large", "%s decompresses to %d bytes, limit %d", t, len(out), c.maxFrame)
-		}
-		body = out
 	}
 	return t, body, nil
+}
+
+// readBody reads n bytes, growing the buffer as they arrive.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	const chunk = 64 << 10
+	if n <= chunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	b := make([]byte, 0, chunk)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, min(cap(b), n-len(b)))...)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// decompress inflates a zstd body. The zstd frame must declare its content
+// size; output is allocated to exactly that and the decoder may not write
+// past it.
+func (c *codec) decompress(t frameType, z []byte) ([]byte, error) {
+	var zh zstd.Header
+	if err := zh.Decode(z); err != nil {
+		return nil, frameErr("zstd", "%s: header: %w", t, err)
+	}
+	if !zh.HasFCS || zh.Skippable {
+		return nil, frameErr("zstd", "%s: zstd frame does not declare its size", t)
+	}
+	if zh.FrameContentSize > uint64(c.maxFrame) {
+		return nil, frameErr("too_large", "%s decompresses to %d bytes, limit %d", t, zh.FrameContentSize, c.maxFrame)
+	}
+	size := int64(zh.FrameContentSize)
+	w := max(size, 1)
+	_ = c.inflate.Acquire(context.Background(), w) // cannot fail: no deadline, w ≤ capacity
+	defer c.inflate.Release(w)
+	out, err := c.dec.DecodeAll(z, make([]byte, 0, size))
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, frameErr("too_large", "%s decompresses beyond its declared %d bytes or limit %d", t, size, c.maxFrame)
+		}
+		return nil, frameErr("zstd", "%s: %w", t, err)
+	}
+	if int64(len(out)) != size {
+		return nil, frameErr("zstd", "%s decompressed to %d bytes, header declared %d", t, len(out), size)
+	}
+	return out, nil
 }
 
 // Protocol versions spoken by this build. A peer is compatible when the

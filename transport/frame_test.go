@@ -51,6 +51,8 @@ func TestReadFrame(t *testing.T) {
 		{name: "too large before allocation", in: rawFrame(frameRequest, 0, 1<<31, nil), reason: "too_large"},
 		{name: "truncated header", in: []byte{2, 0, 0}, reason: "truncated"},
 		{name: "truncated body", in: rawFrame(frameRequest, 0, 10, []byte("abc")), reason: "truncated"},
+		{name: "length claim alone allocates nothing", in: rawFrame(frameRequest, 0, 4000, []byte("abc")), reason: "truncated"},
+		{name: "zstd without content size", in: rawFrame(frameRequest, flagZstd, 9, []byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 0, 0}), reason: "zstd"},
 		{name: "bad zstd", in: rawFrame(frameRequest, flagZstd, 3, []byte("abc")), reason: "zstd"},
 		{name: "zstd bomb", in: rawFrame(frameRequest, flagZstd, uint32(len(bomb)), bomb), reason: "too_large"},
 	}

@@ -421,7 +421,7 @@ func (m *Mesh) handshake(ctx context.Context, qc *quic.Conn, p *peer) (c *conn, 
 		p = m.peers[name]
 	}
 	if p == nil || name == m.cfg.Site {
-		err := &refusal{check: checkPeerName, err: fmt.Errorf("connection from this site %q to itself", name)}
+		err := &refusal{check: checkPeerName, err: fmt.Errorf("connection from site %q, which is this site or not a peer", name)}
 		m.logRefusal(err, remote, name)
 		_ = qc.CloseWithError(codeRefused, err.Error())
 		return nil, err

@@ -188,6 +188,9 @@ func (s *Stream) Write(b []byte) (int, error) {
 	n, err := s.str.Write(b)
 	s.c.p.bytesOut.Add(uint64(n))
 	if err != nil {
+		if s.ctx.Err() != nil {
+			return n, fmt.Errorf("stream to site %q: %w", s.c.p.name, context.Cause(s.ctx))
+		}
 		var se *quic.StreamError
 		if errors.As(err, &se) && se.Remote {
 			return n, fmt.Errorf("stream to site %q: %w: receiver stopped reading", s.c.p.name, ErrStreamAborted)
@@ -361,7 +364,6 @@ func (m *Mesh) serveNotify(ctx context.Context, c *conn, str *quic.ReceiveStream
 	if err == nil {
 		c.p.bytesIn.Add(uint64(frameHeaderLen + len(body)))
 		if t != frameNotify {
-			m.metrics.rejected("unexpected")
 			err = frameErr("unexpected", "%s on a unidirectional stream", t)
 		}
 	}
