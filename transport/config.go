@@ -25,9 +25,9 @@ const (
 	// two full-speed streams (e.g. two packs) at once, 2 × 32 MiB.
 	DefaultConnWindow uint64 = 64 << 20
 
-	// DefaultIdleTimeout is how long a connection may go without receiving
-	// anything before the peer is declared down. Keep-alives are sent far
-	// more often, so on a healthy 200 ms link only a partition trips it.
+	// DefaultIdleTimeout is the longest a peer may stay silent before it is
+	// declared down. Keep-alives are sent far more often, so on a healthy
+	// 200 ms link only a partition or a crash trips it.
 	DefaultIdleTimeout = 10 * time.Second
 
 	// DefaultKeepAlive is the period of QUIC PINGs on an idle connection: a
@@ -138,8 +138,8 @@ func (cfg Config) Validate() error {
 	if cfg.MaxFrame < 1024 || cfg.MaxFrame > maxFrameLimit {
 		errs = append(errs, fmt.Errorf("max frame %d out of range [1KiB, 1GiB]", cfg.MaxFrame))
 	}
-	if cfg.KeepAlive >= cfg.IdleTimeout {
-		errs = append(errs, fmt.Errorf("keep-alive %v must be shorter than idle timeout %v", cfg.KeepAlive, cfg.IdleTimeout))
+	if cfg.KeepAlive <= 0 || cfg.KeepAlive > cfg.IdleTimeout/2 {
+		errs = append(errs, fmt.Errorf("keep-alive %v must be positive and at most half the idle timeout %v", cfg.KeepAlive, cfg.IdleTimeout))
 	}
 	if cfg.BackoffMax < cfg.BackoffMin {
 		errs = append(errs, fmt.Errorf("backoff max %v below min %v", cfg.BackoffMax, cfg.BackoffMin))

@@ -58,8 +58,9 @@
 // EventRestarted after its EventUp (NewInstance set if the instance id
 // changed too): whatever it held only in memory is gone.
 //
-// Liveness: QUIC keep-alives every KeepAlive; a connection that receives
-// nothing for IdleTimeout is closed and the peer reported down.
+// Liveness: QUIC keep-alives every KeepAlive; a peer silent for IdleTimeout
+// (a partition, a crash) is reported down (EventDown) at most IdleTimeout
+// after the last packet heard from it, and redialed with backoff.
 //
 // # Wire format
 //

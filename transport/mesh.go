@@ -181,7 +181,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Mesh, error)
 func quicConfig(cfg Config) *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:       cfg.DialTimeout,
-		MaxIdleTimeout:             cfg.IdleTimeout,
+		// QUIC restarts its idle timer when it sends the first keep-alive
+		// after the last packet it received, so a silent peer would be
+		// declared down up to IdleTimeout+KeepAlive after it went quiet.
+		// Subtracting KeepAlive makes IdleTimeout the bound.
+		MaxIdleTimeout: cfg.IdleTimeout - cfg.KeepAlive,
 		KeepAlivePeriod:            cfg.KeepAlive,
 		MaxStreamReceiveWindow:     cfg.StreamWindow,
 		MaxConnectionReceiveWindow: cfg.ConnWindow,
@@ -351,11 +355,15 @@ func (m *Mesh) dialLoop(ctx context.Context, p *peer) {
 			continue
 		}
 		failures++
+		var r *refusal
+		if errors.As(err, &r) {
+			err = nil // logged where it was refused; only the retry is news here
+		}
 		lvl := slog.LevelDebug
 		if failures == 1 {
 			lvl = slog.LevelWarn
 		}
-		m.log.Log(ctx, lvl, "dial peer failed", "peer", p.name, "addr", p.addr, "failures", failures, "retry_in", backoff, "error", err)
+		m.log.Log(ctx, lvl, "dial peer failed", "peer", p.name, "addr", p.addr, "failures", failures, "retry_in", backoff, "error", err, "refused", r != nil)
 		// Full jitter over the upper half keeps restarted sites from dialing
 		// in lockstep while never waiting less than half the backoff.
 		wait := backoff/2 + mrand.N(backoff/2+1)
