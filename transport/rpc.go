@@ -12,6 +12,10 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
+// eofGrace bounds the wait for a stream's FIN after its last frame: it is
+// sent with that frame, so one 200 ms round trip plus loss is plenty.
+const eofGrace = 2 * time.Second
+
 // current returns the connection in use to peer.
 func (m *Mesh) current(peer string) (*conn, error) {
 	p := m.peers[peer]
@@ -99,6 +103,9 @@ func (m *Mesh) readResponse(ctx context.Context, c *conn, str *quic.Stream, kind
 		str.CancelRead(streamRejected)
 		return nil, netErr(ctx, op, c, m.frameRejected(err))
 	}
+	// The FIN normally comes with the reply; do not let a peer that never
+	// sends it hold the stream open.
+	_ = str.SetReadDeadline(time.Now().Add(eofGrace))
 	if err := expectEOF(str); err != nil {
 		str.CancelRead(streamRejected)
 	}
