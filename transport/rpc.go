@@ -250,14 +250,14 @@ func (m *Mesh) serveStream(ctx context.Context, c *conn, str *quic.Stream) {
 		return
 	}
 	c.p.bytesIn.Add(uint64(frameHeaderLen + len(body)))
-	req, err := decodeRequest(body)
-	if err != nil {
-		m.refuseStream(c, str, m.frameRejected(err))
-		return
-	}
 	if t != frameRequest && t != frameStreamOpen {
 		m.metrics.rejected("unexpected")
 		m.refuseStream(c, str, frameErr("unexpected", "%s opens a stream", t))
+		return
+	}
+	req, err := decodeRequest(body)
+	if err != nil {
+		m.refuseStream(c, str, m.frameRejected(err))
 		return
 	}
 	if t == frameRequest {
