@@ -460,6 +460,10 @@ func (m *Mesh) handshake(ctx context.Context, qc *quic.Conn, p *peer) (c *conn, 
 		if !errors.As(err, &r) {
 			// The peer closed the connection: its reason says why.
 			var ae *quic.ApplicationError
+			if errors.As(err, &ae) && ae.Remote && (ae.ErrorCode == codeDuplicate || ae.ErrorCode == codeShutdown) {
+				m.log.Debug("connection closed by peer during hello", "peer", name, "error", err)
+				return nil, err // the peer kept another connection, or is stopping: no refusal
+			}
 			if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeVersion {
 				err = &refusal{check: checkVersion, err: fmt.Errorf("%w: peer %q says: %s", ErrIncompatibleVersion, name, ae.ErrorMessage)}
 			} else {

@@ -237,6 +237,13 @@ func TestOneConnectionPerPair(t *testing.T) {
 		assert.Equal(t, dialerOf(sites[x], y), dialerOf(sites[y], x), "pair %s-%s uses different connections", x, y)
 	}
 	for _, s := range sites {
+		// A healthy start logs no warnings, except dials that raced the
+		// peer's listener coming up.
+		for _, l := range s.logs.lines(`"level":"WARN"`) {
+			if !strings.Contains(l, `"msg":"dial peer failed"`) {
+				t.Errorf("site %s: unexpected warning: %s", s.cfg.Site, l)
+			}
+		}
 		for _, p := range s.m.Peers() {
 			assert.True(t, p.Connected)
 			assert.Greater(t, p.RTT, time.Duration(0))
