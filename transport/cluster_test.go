@@ -125,6 +125,10 @@ func TestThreeSiteMesh(t *testing.T) {
 	}
 	require.NoError(t, g.Wait())
 	reqTime := time.Since(reqStart)
+	pb := a.peers["b"]
+	pb.mu.Lock()
+	require.Len(t, pb.conns, 1, "stream and requests must share the one a-b connection")
+	pb.mu.Unlock()
 	sentAtReqEnd := sent.Load()
 	<-streamDone
 	elapsed := time.Since(start)

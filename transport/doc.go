@@ -19,7 +19,14 @@
 // incoming stream, at most 4096 open streams per peer (QUIC stream limit);
 // they must respect ctx, which ends when the requester cancels, its deadline
 // (carried as a relative timeout, immune to clock skew) passes, or the mesh
-// stops.
+// stops. A handler must not keep payload or body after it returns.
+//
+// Every Stream must end with CloseAndWait or Abort. Its ctx (from
+// OpenStream) bounds its whole life. A StreamHandler that returns before
+// reading body to io.EOF stops the sender: its Writes fail with
+// ErrStreamAborted and CloseAndWait returns the handler's reply or error.
+// Calls on a Mesh before Run or after it returned fail with
+// ErrPeerUnavailable. Subscriptions outlive Run; cancel them.
 //
 // # Errors
 //
@@ -37,7 +44,10 @@
 // common name is a site in Config.Peers; a dialed peer must also carry the
 // name we dialed. Each refusal is logged as "refused peer connection" with
 // check=alpn|cert|ca|peer_name|hello|version and leaves no connection.
-// GenerateCerts writes a CA and per-site certificates for tests and demos.
+// A peer sending a frame over MaxFrame, of an unknown type or malformed gets
+// an error reply saying so (StatusTooLarge, StatusBadRequest); its
+// connection stays up. GenerateCerts writes a CA and per-site certificates
+// for tests, demos and `sitesync certs init`.
 //
 // # Connections
 //
@@ -46,9 +56,12 @@
 // HELLO: site name (must equal the certificate's), instance id, boot id,
 // protocol version range and capabilities. No common version: the acceptor
 // closes the connection with a message naming both ranges, and both sides
-// log it (check=version). Simultaneous dials are resolved deterministically:
-// of the connections of the same peer process, both sides use the one dialed
-// by the lower site name; the dialer of the other closes it. A connection
+// log it (check=version). Whoever dials first wins: a dial that completes
+// while the peer is already connected is closed before its HELLO.
+// Simultaneous dials (both past TLS) are resolved deterministically: of the
+// connections of the same peer process, both sides use the one dialed by the
+// lower site name; the dialer of the other closes it once no stream is
+// active on it (after a 2 s grace), so nothing in flight fails. A connection
 // from a new process of the peer (another boot id) replaces the old ones at
 // once, without waiting for their idle timeout.
 //
@@ -66,9 +79,11 @@
 //
 // Each request, notification, reply or stream header is one frame on its own
 // QUIC stream: type u8, flags u8, length u32, body. The length is checked
-// against MaxFrame before anything is allocated; bodies above 512 bytes are
-// zstd-compressed when that helps, and decompression is capped at MaxFrame
-// of output and window. A rejected frame is answered with a clear error and
+// against MaxFrame before anything is read, and the buffer grows only with
+// bytes actually received; bodies above 512 bytes are zstd-compressed when
+// that helps. A compressed body must declare its size (≤ MaxFrame), the
+// decoder writes no more than that, and at most 4 × MaxFrame of
+// decompression output exists at once. A rejected frame is answered with a clear error and
 // counted in sitesync_transport_frames_rejected_total{reason}. A bulk stream
 // is a header frame followed by raw bytes up to FIN: never compressed (packs
 // gain ~2%), never buffered whole (the receiving handler reads it as it
