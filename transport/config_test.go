@@ -27,7 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "peer is self", mod: func(c *Config) { c.Peers[0].Name = "a" }, wantErr: `peer "a" listed twice or equal to this site`},
 		{name: "peer without addr", mod: func(c *Config) { c.Peers[0].Addr = "" }, wantErr: `peer "b" has no address`},
 		{name: "tiny max frame", mod: func(c *Config) { c.MaxFrame = 10 }, wantErr: "max frame 10 out of range"},
-		{name: "keep-alive above half idle", mod: func(c *Config) { c.IdleTimeout, c.KeepAlive = time.Second, 600 * time.Millisecond }, wantErr: "keep-alive 600ms must be positive and at most half"},
+		{name: "keep-alive above half idle", mod: func(c *Config) { c.IdleTimeout, c.KeepAlive = time.Second, 600*time.Millisecond }, wantErr: "keep-alive 600ms must be positive and at most half"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,12 +180,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Mesh, error)
 // quicConfig is the QUIC configuration of every mesh connection.
 func quicConfig(cfg Config) *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout:       cfg.DialTimeout,
+		HandshakeIdleTimeout: cfg.DialTimeout,
 		// QUIC restarts its idle timer when it sends the first keep-alive
 		// after the last packet it received, so a silent peer would be
 		// declared down up to IdleTimeout+KeepAlive after it went quiet.
 		// Subtracting KeepAlive makes IdleTimeout the bound.
-		MaxIdleTimeout: cfg.IdleTimeout - cfg.KeepAlive,
+		MaxIdleTimeout:             cfg.IdleTimeout - cfg.KeepAlive,
 		KeepAlivePeriod:            cfg.KeepAlive,
 		MaxStreamReceiveWindow:     cfg.StreamWindow,
 		MaxConnectionReceiveWindow: cfg.ConnWindow,
