@@ -64,7 +64,7 @@ func TestBadFramesFromPeer(t *testing.T) {
 		{name: "unknown frame type", raw: rawFrame(42, 0, 0, nil), status: StatusBadRequest, text: "unknown frame type 42"},
 		{name: "kind 0", raw: rawFrame(frameRequest, 0, 3, []byte{0, 0, 0}), status: StatusBadRequest, text: "request kind 0"},
 		{name: "response sent as request", raw: rawFrame(frameResponse, 0, 3, []byte{0, 1, 0}), status: StatusBadRequest, text: "response opens a stream"},
-		{name: "valid request still served", raw: must(c.appendFrame(nil, frameRequest, request{Kind: kindEcho, Payload: []byte("ok")}.append(nil))), status: StatusOK, text: "ok"},
+		{name: "valid request still served", raw: must(c.appendFrame(nil, frameRequest, request{Kind: kindEcho, Payload: []byte("ok")}.append(nil), true)), status: StatusOK, text: "ok"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

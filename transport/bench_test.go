@@ -193,7 +193,7 @@ func BenchmarkCodec(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				f, _ := c.appendFrame(nil, frameRequest, body)
+				f, _ := c.appendFrame(nil, frameRequest, body, true)
 				if _, _, err := c.readFrame(bytes.NewReader(f)); err != nil {
 					b.Fatal(err)
 				}

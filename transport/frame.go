@@ -130,13 +130,14 @@ func newCodec(maxFrame int64) (*codec, error) {
 
 func (c *codec) close() { c.dec.Close() }
 
-// appendFrame appends the frame of body to dst, compressing large bodies.
-func (c *codec) appendFrame(dst []byte, t frameType, body []byte) ([]byte, error) {
+// appendFrame appends the frame of body to dst, compressing large bodies if
+// compress (the peer announced capZstd).
+func (c *codec) appendFrame(dst []byte, t frameType, body []byte, compress bool) ([]byte, error) {
 	if int64(len(body)) > c.maxFrame {
 		return dst, fmt.Errorf("%s of %d bytes, limit %d: %w", t, len(body), c.maxFrame, ErrFrameTooLarge)
 	}
 	flags := byte(0)
-	if len(body) > compressThreshold {
+	if compress && len(body) > compressThreshold {
 		z := c.enc.EncodeAll(body, make([]byte, 0, len(body)/2))
 		if len(z) < len(body) {
 			body, flags = z, flagZstd
@@ -147,8 +148,10 @@ func (c *codec) appendFrame(dst []byte, t frameType, body []byte) ([]byte, error
 	return append(dst, body...), nil
 }
 
+// writeFrame writes an uncompressed frame (HELLO: capabilities are not
+// known yet).
 func (c *codec) writeFrame(w io.Writer, t frameType, body []byte) error {
-	b, err := c.appendFrame(make([]byte, 0, frameHeaderLen+len(body)), t, body)
+	b, err := c.appendFrame(make([]byte, 0, frameHeaderLen+len(body)), t, body, false)
 	if err != nil {
 		return err
 	}
@@ -263,8 +266,12 @@ type hello struct {
 	Site                string
 	Instance            uuid.UUID // persisted in StateDir: changes when the site's state is wiped
 	Boot                uint64    // random per process start: changes on every restart
-	Caps                []string  // capability tokens, e.g. "zstd"
+	Caps                []string  // capability tokens, e.g. capZstd
 }
+
+// capZstd: the site decodes zstd-compressed frames. Every build so far does;
+// the token lets a future build drop or replace the codec.
+const capZstd = "zstd"
 
 const (
 	maxSiteName = 64

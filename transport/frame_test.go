@@ -44,7 +44,7 @@ func TestReadFrame(t *testing.T) {
 	}{
 		{name: "plain", in: rawFrame(frameRequest, 0, 3, []byte("abc")), wantType: frameRequest, wantBody: []byte("abc")},
 		{name: "empty body", in: rawFrame(frameResponse, 0, 0, nil), wantType: frameResponse, wantBody: []byte{}},
-		{name: "compressed round trip", in: must(c.appendFrame(nil, frameRequest, compressible)), wantType: frameRequest, wantBody: compressible},
+		{name: "compressed round trip", in: must(c.appendFrame(nil, frameRequest, compressible, true)), wantType: frameRequest, wantBody: compressible},
 		{name: "unknown type", in: rawFrame(9, 0, 0, nil), reason: "bad_type"},
 		{name: "type zero", in: rawFrame(0, 0, 0, nil), reason: "bad_type"},
 		{name: "unknown flag", in: rawFrame(frameRequest, 2, 0, nil), reason: "bad_flags"},
@@ -70,7 +70,7 @@ func TestReadFrame(t *testing.T) {
 			assert.Equal(t, tt.wantBody, body)
 		})
 	}
-	_, err := c.appendFrame(nil, frameRequest, make([]byte, 4097))
+	_, err := c.appendFrame(nil, frameRequest, make([]byte, 4097), true)
 	assert.ErrorIs(t, err, ErrFrameTooLarge)
 }
 
@@ -122,9 +122,9 @@ func second[T any](_ T, err error) error { return err }
 // the same type and body.
 func FuzzReadFrame(f *testing.F) {
 	c := testCodec(f, fuzzMaxFrame)
-	f.Add(must(c.appendFrame(nil, frameRequest, request{Kind: 1, Payload: []byte("hi")}.append(nil))))
-	f.Add(must(c.appendFrame(nil, frameResponse, bytes.Repeat([]byte("refs/changes/"), 200))))
-	f.Add(must(c.appendFrame(nil, frameHello, hello{Version: 1, Site: "a", Caps: []string{"zstd"}}.append(nil))))
+	f.Add(must(c.appendFrame(nil, frameRequest, request{Kind: 1, Payload: []byte("hi")}.append(nil), true)))
+	f.Add(must(c.appendFrame(nil, frameResponse, bytes.Repeat([]byte("refs/changes/"), 200), true)))
+	f.Add(must(c.appendFrame(nil, frameHello, hello{Version: 1, Site: "a", Caps: []string{"zstd"}}.append(nil), true)))
 	f.Add(rawFrame(frameNotify, 0, 0, nil))
 	f.Add(rawFrame(frameStreamOpen, flagZstd, 4, []byte{0x28, 0xb5, 0x2f, 0xfd}))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -135,7 +135,7 @@ func FuzzReadFrame(f *testing.F) {
 		if int64(len(body)) > fuzzMaxFrame {
 			t.Fatalf("body of %d bytes over the limit", len(body))
 		}
-		again := must(c.appendFrame(nil, typ, body))
+		again := must(c.appendFrame(nil, typ, body, true))
 		typ2, body2, err := c.readFrame(bytes.NewReader(again))
 		if err != nil || typ2 != typ || !bytes.Equal(body, body2) {
 			t.Fatalf("round trip: %v %v/%v", err, typ, typ2)

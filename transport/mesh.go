@@ -125,6 +125,7 @@ type conn struct {
 	dialer  string // the site that dialed this connection
 	hello   hello  // the peer's HELLO
 	version uint16 // negotiated protocol version
+	zstd    bool   // the peer decodes zstd frames
 	at      time.Time
 
 	active   atomic.Int64 // streams in use at this site, both directions
@@ -474,13 +475,13 @@ func (m *Mesh) handshake(ctx context.Context, qc *quic.Conn, p *peer) (c *conn, 
 		_ = qc.CloseWithError(code, err.Error())
 		return nil, err
 	}
-	c = &conn{qc: qc, p: p, dialer: dialer, hello: theirs, version: version, at: time.Now()}
+	c = &conn{qc: qc, p: p, dialer: dialer, hello: theirs, version: version, zstd: slices.Contains(theirs.Caps, capZstd), at: time.Now()}
 	m.register(c)
 	return c, nil
 }
 
 func (m *Mesh) ourHello() hello {
-	return hello{MinVersion: m.minVersion, Version: m.version, Site: m.cfg.Site, Instance: m.instance, Boot: m.boot, Caps: []string{"zstd"}}
+	return hello{MinVersion: m.minVersion, Version: m.version, Site: m.cfg.Site, Instance: m.instance, Boot: m.boot, Caps: []string{capZstd}}
 }
 
 func (m *Mesh) negotiate(h hello) (uint16, error) {

@@ -62,7 +62,7 @@ func (m *Mesh) Request(ctx context.Context, peer string, kind Kind, payload []by
 	if err != nil {
 		return nil, err
 	}
-	frame, err := m.codec.appendFrame(nil, frameRequest, request{Kind: kind, Timeout: timeoutOf(ctx), Payload: payload}.append(nil))
+	frame, err := m.codec.appendFrame(nil, frameRequest, request{Kind: kind, Timeout: timeoutOf(ctx), Payload: payload}.append(nil), c.zstd)
 	if err != nil {
 		return nil, fmt.Errorf("request to site %q: %w", peer, err)
 	}
@@ -124,7 +124,7 @@ func (m *Mesh) Notify(ctx context.Context, peer string, kind Kind, payload []byt
 	if err != nil {
 		return err
 	}
-	frame, err := m.codec.appendFrame(nil, frameNotify, request{Kind: kind, Payload: payload}.append(nil))
+	frame, err := m.codec.appendFrame(nil, frameNotify, request{Kind: kind, Payload: payload}.append(nil), c.zstd)
 	if err != nil {
 		return fmt.Errorf("notify site %q: %w", peer, err)
 	}
@@ -168,7 +168,7 @@ func (m *Mesh) OpenStream(ctx context.Context, peer string, kind Kind, header []
 	if err != nil {
 		return nil, err
 	}
-	frame, err := m.codec.appendFrame(nil, frameStreamOpen, request{Kind: kind, Timeout: timeoutOf(ctx), Payload: header}.append(nil))
+	frame, err := m.codec.appendFrame(nil, frameStreamOpen, request{Kind: kind, Timeout: timeoutOf(ctx), Payload: header}.append(nil), c.zstd)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to site %q: %w", peer, err)
 	}
@@ -309,10 +309,10 @@ func (m *Mesh) serveStream(ctx context.Context, c *conn, str *quic.Stream) {
 }
 
 func (m *Mesh) respond(c *conn, str *quic.Stream, status Status, reply []byte) {
-	frame, err := m.codec.appendFrame(nil, frameResponse, response{Status: status, Payload: reply}.append(nil))
+	frame, err := m.codec.appendFrame(nil, frameResponse, response{Status: status, Payload: reply}.append(nil), c.zstd)
 	if err != nil {
 		// Our own reply is over MaxFrame: tell the requester instead.
-		frame, _ = m.codec.appendFrame(nil, frameResponse, response{Status: StatusError, Payload: []byte(err.Error())}.append(nil))
+		frame, _ = m.codec.appendFrame(nil, frameResponse, response{Status: StatusError, Payload: []byte(err.Error())}.append(nil), c.zstd)
 	}
 	if _, err := str.Write(frame); err != nil {
 		str.CancelWrite(streamCanceled)
