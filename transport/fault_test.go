@@ -1,7 +1,13 @@
 package transport
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"golang.org/x/sync/errgroup"
+	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,6 +25,7 @@ type relay struct {
 	ln     *net.UDPConn
 	target *net.UDPAddr
 	drop   atomic.Bool
+	loss   atomic.Uint32 // per-mille of datagrams dropped at random, each way
 	mu     sync.Mutex
 	up     map[string]*net.UDPConn // client address → socket towards the target
 	wg     sync.WaitGroup
@@ -46,6 +53,10 @@ func newRelay(tb testing.TB, target string) *relay {
 
 func (r *relay) addr() string { return r.ln.LocalAddr().String() }
 
+func (r *relay) dropped() bool {
+	return r.drop.Load() || rand.Uint32N(1000) < r.loss.Load()
+}
+
 func (r *relay) loop() {
 	buf := make([]byte, 65536)
 	for {
@@ -53,7 +64,7 @@ func (r *relay) loop() {
 		if err != nil {
 			return
 		}
-		if r.drop.Load() {
+		if r.dropped() {
 			continue
 		}
 		r.mu.Lock()
@@ -82,7 +93,7 @@ func (r *relay) back(up *net.UDPConn, client *net.UDPAddr) {
 			}
 			continue // ICMP port unreachable while the target restarts
 		}
-		if r.drop.Load() {
+		if r.dropped() {
 			continue
 		}
 		_, _ = r.ln.WriteToUDP(buf[:n], client)
@@ -197,4 +208,47 @@ func TestPartitionAndRestart(t *testing.T) {
 	}
 	assert.True(t, st.Connected)
 	assert.Equal(t, b.m.InstanceID(), st.Instance)
+}
+
+// TestLossyLink: with 3% of datagrams lost each way, a bulk stream still
+// arrives intact and concurrent requests all complete.
+func TestLossyLink(t *testing.T) {
+	dir := certDir(t, "a", "b")
+	aAddr, bAddr := freeAddr(t), freeAddr(t)
+	toB, toA := newRelay(t, bAddr), newRelay(t, aAddr)
+	toB.loss.Store(30)
+	toA.loss.Store(30)
+	a := newSite(t, siteConfig(t, dir, "a", aAddr, []Peer{{Name: "b", Addr: toB.addr()}}), nil)
+	b := newSite(t, siteConfig(t, dir, "b", bAddr, []Peer{{Name: "a", Addr: toA.addr()}}), nil)
+	b.m.Handle(kindEcho, func(ctx context.Context, from string, p []byte) ([]byte, error) { return p, nil })
+	b.m.HandleStream(kindBulk, func(ctx context.Context, from string, hdr []byte, body io.Reader) ([]byte, error) {
+		h := sha256.New()
+		_, err := io.Copy(h, body)
+		return h.Sum(nil), err
+	})
+	waitMesh(t, map[string]*site{"a": a, "b": b}, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	const size = 16 << 20
+	want := sha256.New()
+	s, err := a.m.OpenStream(ctx, "b", kindBulk, nil)
+	require.NoError(t, err)
+	var g errgroup.Group
+	for i := range 100 {
+		g.Go(func() error {
+			p := fmt.Appendf(nil, "req-%d", i)
+			got, err := a.m.Request(ctx, "b", kindEcho, p)
+			if err == nil && string(got) != string(p) {
+				err = fmt.Errorf("reply %q to %q", got, p)
+			}
+			return err
+		})
+	}
+	_, err = io.Copy(io.MultiWriter(s, want), newPattern(2, size))
+	require.NoError(t, err)
+	got, err := s.CloseAndWait(ctx)
+	require.NoError(t, err)
+	require.NoError(t, g.Wait())
+	assert.Equal(t, want.Sum(nil), got, "stream corrupted over a lossy link")
 }
