@@ -110,9 +110,27 @@ func (m *Mesh) readResponse(ctx context.Context, c *conn, str *quic.Stream, kind
 		str.CancelRead(streamRejected)
 	}
 	if r.Status != StatusOK {
-		return nil, &RemoteError{Peer: c.p.name, Kind: kind, Code: r.Status, Msg: string(r.Payload)}
+		re := &RemoteError{Peer: c.p.name, Kind: kind, Code: r.Status, Msg: string(r.Payload)}
+		if err := ctxDone(ctx); err != nil {
+			// The handler most likely failed because our deadline, which
+			// it shares, passed: report the deadline, keep the remote text.
+			return nil, fmt.Errorf("%s to site %q: %w (remote: %w)", op, c.p.name, err, re)
+		}
+		return nil, re
 	}
 	return r.Payload, nil
+}
+
+// ctxDone is ctx's error, or DeadlineExceeded once its deadline passed even
+// if its timer has not fired yet.
+func ctxDone(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Notify sends payload to the handler of kind at peer without waiting for
