@@ -203,6 +203,29 @@ func TestStreams(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("receiver did not see the abort")
 		}
+		_, err = s.CloseAndWait(ctx)
+		assert.ErrorIs(t, err, ErrStreamAborted)
+		_, err = s.Write([]byte("more"))
+		assert.ErrorIs(t, err, ErrStreamAborted)
+	})
+	t.Run("ctx ends the stream", func(t *testing.T) {
+		sctx, cancel := context.WithCancel(ctx)
+		s, err := a.OpenStream(sctx, "b", kindBulk, []byte("abort-me"))
+		require.NoError(t, err)
+		_, err = s.Write([]byte("partial"))
+		require.NoError(t, err)
+		<-started
+		cancel()
+		select {
+		case err := <-aborted:
+			assert.ErrorIs(t, err, ErrStreamAborted)
+		case <-time.After(5 * time.Second):
+			t.Fatal("receiver did not see the cancellation")
+		}
+		_, err = s.Write([]byte("more"))
+		assert.ErrorIs(t, err, context.Canceled)
+		_, err = s.CloseAndWait(ctx)
+		assert.ErrorIs(t, err, context.Canceled)
 	})
 	t.Run("no handler", func(t *testing.T) {
 		s, err := a.OpenStream(ctx, "b", kindNone, nil)

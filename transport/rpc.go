@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -166,14 +167,15 @@ func (m *Mesh) Notify(ctx context.Context, peer string, kind Kind, payload []byt
 // Write it (it is never buffered whole nor compressed), then CloseAndWait or
 // Abort. Not safe for concurrent Writes.
 type Stream struct {
-	m    *Mesh
-	c    *conn
-	ctx  context.Context
-	str  *quic.Stream
-	kind Kind
-	stop func() bool
-	once sync.Once // Abort
-	done sync.Once // releases c.active
+	m       *Mesh
+	c       *conn
+	ctx     context.Context
+	str     *quic.Stream
+	kind    Kind
+	stop    func() bool
+	once    sync.Once // Abort
+	aborted atomic.Bool
+	done    sync.Once // releases c.active
 }
 
 func (s *Stream) release() { s.done.Do(func() { s.c.active.Add(-1) }) }
@@ -237,8 +239,13 @@ func (s *Stream) CloseAndWait(ctx context.Context) ([]byte, error) {
 	stop := context.AfterFunc(ctx, func() { s.Abort(context.Cause(ctx)) })
 	defer stop()
 	reply, err := s.m.readResponse(ctx, s.c, s.str, s.kind, "stream")
-	if err != nil && ctx.Err() == nil && s.ctx.Err() != nil {
-		err = fmt.Errorf("stream to site %q: %w", s.c.p.name, context.Cause(s.ctx))
+	if err != nil && ctx.Err() == nil {
+		switch {
+		case s.ctx.Err() != nil:
+			err = fmt.Errorf("stream to site %q: %w", s.c.p.name, context.Cause(s.ctx))
+		case s.aborted.Load():
+			err = fmt.Errorf("stream to site %q: %w", s.c.p.name, ErrStreamAborted)
+		}
 	}
 	return reply, err
 }
@@ -248,6 +255,7 @@ func (s *Stream) CloseAndWait(ctx context.Context) ([]byte, error) {
 // logged. Abort after CloseAndWait returned is a no-op.
 func (s *Stream) Abort(err error) {
 	s.once.Do(func() {
+		s.aborted.Store(true)
 		s.str.CancelWrite(streamAborted)
 		s.str.CancelRead(streamAborted)
 		s.m.log.Debug("stream aborted", "peer", s.c.p.name, "kind", s.kind, "error", err)
