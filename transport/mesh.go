@@ -365,7 +365,7 @@ func (m *Mesh) dialLoop(ctx context.Context, p *peer) {
 			lvl = slog.LevelWarn
 		}
 		m.log.Log(ctx, lvl, "dial peer failed", "peer", p.name, "addr", p.addr, "failures", failures, "retry_in", backoff, "error", err, "refused", r != nil)
-		// Full jitter over the upper half keeps restarted sites from dialing
+		// Equal jitter (a random point in the upper half) keeps restarted sites from dialing
 		// in lockstep while never waiting less than half the backoff.
 		wait := backoff/2 + mrand.N(backoff/2+1)
 		p.mu.Lock()
