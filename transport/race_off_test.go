@@ -1,0 +1,8 @@
+//go:build !race
+
+package transport
+
+const (
+	raceEnabled = false
+	bulkSize    = 1 << 30
+)
