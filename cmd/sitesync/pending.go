@@ -88,17 +88,3 @@ func newBenchCmd() *cobra.Command {
 	cmd.AddCommand(newBenchLinkCmd())
 	return cmd
 }
-
-func newCertsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "certs", Short: "Certificates for the mesh between sites"}
-	init := &cobra.Command{
-		Use:   "init",
-		Short: "Write a CA plus one certificate and key per site",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("write ca.pem and <site>.pem, <site>-key.pem for each site of --sites into --dir"),
-	}
-	init.Flags().String("dir", "certs", "output directory")
-	init.Flags().StringSlice("sites", nil, "site names, comma separated")
-	cmd.AddCommand(init)
-	return cmd
-}
