@@ -130,7 +130,10 @@ func TestServe(t *testing.T) {
 	// refused with the key named.
 	writeConfig("quorum")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { s := logs.String(); return strings.Contains(s, "config reloaded") && strings.Contains(s, "replication.mode") }, 10*time.Second, 20*time.Millisecond, "%s", &logs)
+	require.Eventually(t, func() bool {
+		s := logs.String()
+		return strings.Contains(s, "config reloaded") && strings.Contains(s, "replication.mode")
+	}, 10*time.Second, 20*time.Millisecond, "%s", &logs)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
