@@ -2,7 +2,6 @@ package packsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -89,7 +88,7 @@ func (q *Quarantine) Sync() error {
 		if err != nil {
 			return err
 		}
-		return syncPath(p)
+		return git.Fsync(p)
 	})
 }
 
@@ -112,14 +111,14 @@ func (q *Quarantine) Migrate() error {
 	sort.SliceStable(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })
 	for _, name := range names {
 		src, dst := filepath.Join(q.dir, "pack", name), filepath.Join(packDir, name)
-		if err := syncPath(src); err != nil {
+		if err := git.Fsync(src); err != nil {
 			return fmt.Errorf("migrate quarantine: %w", err)
 		}
 		if err := os.Rename(src, dst); err != nil {
 			return fmt.Errorf("migrate quarantine: %w", err)
 		}
 	}
-	if err := syncPath(packDir); err != nil {
+	if err := git.Fsync(packDir); err != nil {
 		return fmt.Errorf("migrate quarantine: %w", err)
 	}
 	if err := q.migrateLoose(); err != nil {
@@ -149,14 +148,14 @@ func (q *Quarantine) migrateLoose() error {
 		}
 		for _, o := range objs {
 			src := filepath.Join(q.dir, e.Name(), o.Name())
-			if err := syncPath(src); err != nil {
+			if err := git.Fsync(src); err != nil {
 				return fmt.Errorf("migrate quarantine: %w", err)
 			}
 			if err := os.Rename(src, filepath.Join(dstDir, o.Name())); err != nil {
 				return fmt.Errorf("migrate quarantine: %w", err)
 			}
 		}
-		if err := syncPath(dstDir); err != nil {
+		if err := git.Fsync(dstDir); err != nil {
 			return fmt.Errorf("migrate quarantine: %w", err)
 		}
 	}
@@ -179,16 +178,4 @@ func rank(name string) int {
 		return 2
 	}
 	return 1 // .rev, .keep, .promisor: before the index makes the pack visible
-}
-
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }

@@ -48,14 +48,15 @@ func (r Root) Create(ctx context.Context, project string) (created bool, err err
 		}
 		return false, fmt.Errorf("create %q: %w", project, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := Fsync(parent); err != nil {
 		return true, fmt.Errorf("create %q: %w", project, err)
 	}
 	return true, nil
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// Fsync makes a file or directory durable (a directory: its entries).
+func Fsync(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}

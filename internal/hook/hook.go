@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/git"
 )
 
 // MaxMessage bounds one request or response. A push of every ref of a large
@@ -88,7 +90,7 @@ func ParseUpdates(r io.Reader) ([]Update, error) {
 			continue
 		}
 		f := strings.SplitN(line, " ", 3)
-		if len(f) != 3 || !isID(f[0]) || !isID(f[1]) || f[2] == "" {
+		if len(f) != 3 || !git.IsID(f[0]) || !git.IsID(f[1]) || f[2] == "" {
 			return nil, fmt.Errorf("malformed hook input line %q", line)
 		}
 		ups = append(ups, Update{Old: f[0], New: f[1], Ref: f[2]})
@@ -97,18 +99,6 @@ func ParseUpdates(r io.Reader) ([]Update, error) {
 		return nil, fmt.Errorf("read hook input: %w", err)
 	}
 	return ups, nil
-}
-
-func isID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Call sends req to the daemon at socket and returns its response.
