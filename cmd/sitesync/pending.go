@@ -38,29 +38,6 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func newHookCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "hook",
-		Short: "Git hooks that hand ref updates to the local daemon",
-	}
-	for _, name := range []string{"reference-transaction", "pre-receive"} {
-		cmd.AddCommand(&cobra.Command{
-			Use:   name,
-			Short: "What git runs as the " + name + " hook",
-			RunE:  notYet("pass git's " + name + " input to the local daemon over its unix socket and exit with its decision"),
-		})
-	}
-	install := &cobra.Command{
-		Use:   "install",
-		Short: "Wire sitesync's hooks into a repository store served by another C-git server",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("install the reference-transaction hook into every repository under site.repos"),
-	}
-	install.Flags().String("config", "", "the site's configuration file")
-	cmd.AddCommand(install)
-	return cmd
-}
-
 func newShardCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "shard", Short: "Project placement tools"}
 	m := &cobra.Command{
