@@ -28,7 +28,7 @@ var builtBinary = sync.OnceValues(func() (string, error) {
 	}
 	root := filepath.Dir(gomod)
 	sum := sha256.Sum256([]byte(root))
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("sitesync-cluster-%d-%s", os.Getuid(), hex.EncodeToString(sum[:6])))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("sitesync-cluster-bin-%d-%s", os.Getuid(), hex.EncodeToString(sum[:6])))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("build sitesync: %w", err)
 	}

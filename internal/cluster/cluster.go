@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,7 @@ type Cluster struct {
 	partMu      sync.Mutex
 	partitioned map[string]bool
 
+	closed    atomic.Bool // set first thing in Close: Site.Start refuses
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -365,6 +367,7 @@ func (c *Cluster) config(s *Site, opts Options, certs string) map[string]any {
 // cleanly. Idempotent.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		var mu sync.Mutex
 		var errs []error
 		var wg sync.WaitGroup

@@ -98,6 +98,9 @@ func (s *Site) Pid() int {
 func (s *Site) Start() error {
 	s.op.Lock()
 	defer s.op.Unlock()
+	if s.c.closed.Load() {
+		return fmt.Errorf("start site %q: cluster closed", s.Name)
+	}
 	if s.Running() {
 		return fmt.Errorf("start site %q: already running", s.Name)
 	}
