@@ -368,7 +368,9 @@ type logSink struct {
 	w  io.Writer
 }
 
-func (l *logSink) prefixed(site string) io.Writer { return &linePrefixer{sink: l, prefix: site + " | "} }
+func (l *logSink) prefixed(site string) io.Writer {
+	return &linePrefixer{sink: l, prefix: site + " | "}
+}
 
 // linePrefixer is one process's stream to a logSink: it holds a partial line
 // until its newline arrives.
