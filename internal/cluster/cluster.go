@@ -51,7 +51,8 @@ type Options struct {
 	// written (the tree's shape is in the package doc).
 	Config func(site string, cfg map[string]any)
 	// Binary is the sitesync binary; "" builds ./cmd/sitesync of the
-	// enclosing module once per process.
+	// enclosing module once per process (tests). The bench command, being
+	// that binary, passes os.Executable().
 	Binary string
 	// Dir holds certs, etcd data and one directory per site; "" is
 	// tb.TempDir() in Start, a temporary directory removed by Close in New.

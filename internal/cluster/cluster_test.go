@@ -143,10 +143,10 @@ func TestClusterLink(t *testing.T) {
 		require.GreaterOrEqual(t, time.Since(start), 4*delay-2*time.Millisecond)
 		warm := medianGet(t, client, viaRelay, 5)
 		require.GreaterOrEqual(t, warm, 2*delay-2*time.Millisecond, "RTT through the relay")
-		require.Less(t, warm, 2*delay+30*time.Millisecond)
+		require.Less(t, warm, 2*delay+50*time.Millisecond, "RTT through the relay")
 
 		direct := medianGet(t, client, b.URL+"/healthz", 5)
-		require.Less(t, direct, delay, "a direct request pays no delay")
+		require.Less(t, direct, 2*delay-2*time.Millisecond, "a direct request pays no delay")
 
 		// A profile change at run time applies to new data.
 		require.NoError(t, c.SetProfile("a", "b", link.Profile{Delay: 2 * delay}))

@@ -12,7 +12,9 @@
 //	c := cluster.Start(t, cluster.Options{Sites: 3, Mode: "quorum", Acks: 2,
 //		Link: &link.Profile{Delay: 20 * time.Millisecond}})
 //	a, b := c.Site("a"), c.Site("b")
-//	gittest.Run(t, "", "push", a.GitURL("demo"), "main") // clients talk to a site directly
+//	env := gittest.Env(t)
+//	repo := gittest.Generate(t, env, gittest.Shape{Commits: 3})
+//	env.Run(t, repo, "push", a.GitURL("demo"), "main") // clients talk to a site directly
 //	require.NoError(t, b.Kill())                        // SIGKILL, like a crash
 //	require.NoError(t, b.Start())                       // same dirs, ports, config; waits for /healthz
 //	c.Partition("c", true)                              // c loses every peer and the refdb
