@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/bench/link"
+	"github.com/sitesync/sitesync/config"
 	"github.com/sitesync/sitesync/internal/cluster"
 )
 
@@ -129,6 +130,18 @@ func TestClusterLink(t *testing.T) {
 	require.NotEqual(t, b.MeshAddr, c.PeerAddr("a", "b"))
 	require.NotEqual(t, a.MeshAddr, c.PeerAddr("b", "a"))
 	require.Same(t, c.Link("a", "b"), c.Link("b", "a"))
+	// What serve reads names the relays.
+	for _, s := range c.Sites() {
+		cfg, err := config.Load(s.ConfigPath)
+		require.NoError(t, err)
+		require.Equal(t, s.MeshAddr, cfg.Mesh.Listen)
+		require.Equal(t, s.HTTPAddr, cfg.HTTP.Listen)
+		require.Equal(t, []string{c.RefdbEndpoint(s.Name)}, cfg.RefDB.Endpoints)
+		require.Len(t, cfg.Mesh.Peers, 1)
+		p := cfg.Mesh.Peers[0]
+		require.Equal(t, c.PeerAddr(s.Name, p.Name), p.Addr)
+		require.Equal(t, c.PeerURL(s.Name, p.Name), p.URL)
+	}
 	require.NotNil(t, c.Link("a", cluster.EtcdName))
 
 	t.Run("delay", func(t *testing.T) {
