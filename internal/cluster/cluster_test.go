@@ -86,6 +86,24 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, s.Start())
 	})
 
+	t.Run("failed start", func(t *testing.T) {
+		s := c.Site("c")
+		mode := func(m string) func(map[string]any) {
+			return func(cfg map[string]any) { cfg["replication"].(map[string]any)["mode"] = m }
+		}
+		require.NoError(t, s.EditConfig(mode("bogus")))
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		require.NoError(t, s.WaitLog(ctx, "config reload failed", 1), "the running serve keeps its config")
+		require.NoError(t, s.Stop())
+		err := s.Start()
+		require.Error(t, err)
+		require.ErrorContains(t, err, "replication.mode", "the error carries the log tail")
+		require.False(t, s.Running())
+		require.NoError(t, s.EditConfig(mode("quorum")))
+		require.NoError(t, s.Start())
+	})
+
 	t.Run("edit config reloads", func(t *testing.T) {
 		a := c.Site("a")
 		require.Equal(t, "quorum", a.Config()["replication"].(map[string]any)["mode"])

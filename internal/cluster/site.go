@@ -141,7 +141,9 @@ func (s *Site) Start() error {
 	s.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
-		// Whatever serve left in its group (a git child) dies with it.
+		// Whatever serve left in its group (a git child) dies with it. The
+		// group id cannot have been reused: a pid stays allocated while a
+		// group of that id has members.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		logf.Close()
 		s.mu.Lock()
@@ -152,6 +154,7 @@ func (s *Site) Start() error {
 
 	if err := s.waitHealthy(done); err != nil {
 		s.kill()
+		s.reap() // the failure is reported here, not again by Stop or Close
 		return fmt.Errorf("start site %q: %w\n--- %s (last %d lines) ---\n%s", s.Name, err, s.LogPath, tailLines, s.LogTail(tailLines))
 	}
 	return nil
