@@ -73,10 +73,11 @@ type Cluster struct {
 	byName  map[string]*Site
 	etcd    *etcdtest.Server
 
-	links    map[[2]string]*link.Link // key: pairKey
-	peerAddr map[[2]string]string     // {from, to}: to's mesh address in from's config
-	peerURL  map[[2]string]string     // {from, to}: to's URL in from's config
-	endpoint map[string]string        // site: its refdb endpoint
+	links    map[[2]string]*link.Link  // key: pairKey
+	peerAddr map[[2]string]string      // {from, to}: to's mesh address in from's config
+	peerURL  map[[2]string]string      // {from, to}: to's URL in from's config
+	endpoint map[string]string         // site: its refdb endpoint
+	stats    map[[2]string]*pathRelays // {from, to}: the relays from uses to reach to
 
 	relays []interface{ Close() error }
 	cancel context.CancelFunc
@@ -147,6 +148,7 @@ func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		peerAddr:    map[[2]string]string{},
 		peerURL:     map[[2]string]string{},
 		endpoint:    map[string]string{},
+		stats:       map[[2]string]*pathRelays{},
 		partitioned: map[string]bool{},
 		cancel:      cancel,
 	}
@@ -285,6 +287,8 @@ func (c *Cluster) wire(ctx context.Context, p *link.Profile) error {
 				}
 				c.serve(ctx, u)
 				c.peerAddr[[2]string{d.from.Name, d.to.Name}] = u.Addr().String()
+				path := &pathRelays{mesh: u}
+				c.stats[[2]string{d.from.Name, d.to.Name}] = path
 
 				t, err := link.ListenTCP(link.Config{Listen: "127.0.0.1:0", Target: d.to.HTTPAddr, Link: l, Reverse: d.reverse})
 				if err != nil {
@@ -292,6 +296,7 @@ func (c *Cluster) wire(ctx context.Context, p *link.Profile) error {
 				}
 				c.serve(ctx, t)
 				c.peerURL[[2]string{d.from.Name, d.to.Name}] = "http://" + t.Addr().String()
+				path.http = t
 			}
 		}
 	}
@@ -310,8 +315,45 @@ func (c *Cluster) wire(ctx context.Context, p *link.Profile) error {
 		}
 		c.serve(ctx, t)
 		c.endpoint[x.Name] = t.Addr().String()
+		c.stats[[2]string{x.Name, EtcdName}] = &pathRelays{refdb: t}
 	}
 	return nil
+}
+
+// pathRelays are the relays of one ordered path.
+type pathRelays struct {
+	mesh  *link.UDPRelay
+	http  *link.TCPRelay
+	refdb *link.TCPRelay
+}
+
+// RelayStats counts what the relays of one path delivered and dropped. In
+// each, AtoB is what the path's client (the from site) sent and BtoA the
+// replies it got.
+type RelayStats struct {
+	Mesh  link.Stats // the UDP relay from's mesh.peers[].addr names
+	HTTP  link.Stats // the TCP relay from's mesh.peers[].url names
+	Refdb link.Stats // the TCP relay of from's refdb.endpoints (to = EtcdName)
+}
+
+// RelayStats returns the counters of the relays from uses to reach to (a
+// site or EtcdName); zero without Options.Link.
+func (c *Cluster) RelayStats(from, to string) RelayStats {
+	var st RelayStats
+	p := c.stats[[2]string{from, to}]
+	if p == nil {
+		return st
+	}
+	if p.mesh != nil {
+		st.Mesh = p.mesh.Stats()
+	}
+	if p.http != nil {
+		st.HTTP = p.http.Stats()
+	}
+	if p.refdb != nil {
+		st.Refdb = p.refdb.Stats()
+	}
+	return st
 }
 
 type relay interface {

@@ -176,6 +176,12 @@ func TestClusterLink(t *testing.T) {
 		require.GreaterOrEqual(t, warm, 2*delay-2*time.Millisecond, "RTT through the relay")
 		require.Less(t, warm, 2*delay+50*time.Millisecond, "RTT through the relay")
 
+		st := c.RelayStats("a", "b")
+		require.NotZero(t, st.HTTP.AtoB.Bytes, "requests crossed the relay")
+		require.NotZero(t, st.HTTP.BtoA.Bytes, "replies crossed the relay")
+		require.Zero(t, c.RelayStats("b", "a").HTTP.AtoB.Bytes)
+		require.NotZero(t, c.RelayStats("a", cluster.EtcdName).Refdb.AtoB.Bytes, "a's refdb traffic crosses its relay")
+
 		direct := medianGet(t, client, b.URL+"/healthz", 5)
 		require.Less(t, direct, 2*delay-2*time.Millisecond, "a direct request pays no delay")
 

@@ -81,6 +81,9 @@
 //     every site. Make it local to a site with
 //     c.SetProfile(site, cluster.EtcdName, link.Profile{}) and the reverse.
 //
+// RelayStats(from, to) counts the bytes and drops of the relays of one path
+// (the bench's inter-site traffic figures).
+//
 // Requests of the test itself to Site.URL and to Etcd() are direct, as a
 // client talks to its nearby site. Side a of a pair's Link is the site whose
 // name sorts first (of a site's etcd Link, the site); SetProfile(from, to, p)
