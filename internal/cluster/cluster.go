@@ -119,7 +119,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 // New starts a cluster: certificates, etcd, relays, one config and one
 // running serve per site (each answering /healthz). ctx bounds the start
 // only; everything runs until Close. On error nothing is left running.
-func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
+func New(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Sites == 0 {
 		opts.Sites = 3
 	}
@@ -152,8 +152,9 @@ func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		partitioned: map[string]bool{},
 		cancel:      cancel,
 	}
+	started := false
 	defer func() {
-		if err != nil {
+		if !started {
 			_ = c.Close()
 		}
 	}()
@@ -161,6 +162,7 @@ func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.log = &logSink{w: opts.Log}
 	}
 
+	var err error
 	c.dir = opts.Dir
 	if c.dir == "" {
 		if c.dir, err = os.MkdirTemp("", "sitesync-cluster-"); err != nil {
@@ -247,6 +249,7 @@ func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	started = true
 	return c, nil
 }
 
