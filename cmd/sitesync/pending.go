@@ -14,19 +14,6 @@ func notYet(what string) func(*cobra.Command, []string) error {
 	}
 }
 
-func newDemoCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run a whole local cluster in one process (embedded refdb)",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("start --sites sites in one process with the embedded refdb and generated certificates, print each site's git URL, and with --smoke push a sample repository and check every site has it"),
-	}
-	cmd.Flags().Int("sites", 3, "number of sites")
-	cmd.Flags().String("dir", "", "working directory (default: a temporary directory)")
-	cmd.Flags().Bool("smoke", false, "push a sample repository, verify every site, print timings, exit 0/1")
-	return cmd
-}
-
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",

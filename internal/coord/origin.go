@@ -324,6 +324,9 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 	defer cancel()
 	recs, err := c.cfg.Store.CAS(cctx, w.project, b)
 	var conflict *refdb.ConflictError
+	if errors.As(err, &conflict) && adopt(&b, conflict) {
+		recs, err = c.cfg.Store.CAS(cctx, w.project, b)
+	}
 	switch {
 	case err == nil:
 	case errors.As(err, &conflict):
@@ -344,6 +347,30 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version}
 	}
 	return vs, nil
+}
+
+// adopt handles the first write of refs the refdb has never seen (version
+// 0): refs that existed in the repositories before sitesync guarded them.
+// The origin holds the old value the write expects (git checked it under
+// the ref lock), so the refdb adopts the ref by creating it. It reports
+// whether b changed and is worth trying again: only when every conflicting
+// ref is such a ref.
+func adopt(b *refdb.Batch, conflict *refdb.ConflictError) bool {
+	unseen := make(map[string]bool)
+	for _, r := range conflict.Refs {
+		if r.Current.Version != 0 {
+			return false
+		}
+		unseen[r.Ref] = true
+	}
+	changed := false
+	for i, u := range b.Updates {
+		if unseen[u.Ref] && u.Old != refdb.ZeroSHA {
+			b.Updates[i].Old = refdb.ZeroSHA
+			changed = true
+		}
+	}
+	return changed
 }
 
 func refsOf(ups []refdb.Update) []string {

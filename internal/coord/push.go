@@ -192,7 +192,8 @@ func (c *Coordinator) precheck(ctx context.Context, project string, ups []Update
 		if !c.cfg.Guarded(u.Ref) {
 			continue
 		}
-		if recs[i].Value != u.Old {
+		// A ref the refdb never saw (version 0) is adopted at the decision.
+		if recs[i].Version > 0 && recs[i].Value != u.Old {
 			conflict = append(conflict, refdb.RefConflict{Ref: u.Ref, Want: u.Old, Current: recs[i]})
 		}
 		i++
