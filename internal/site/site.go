@@ -131,7 +131,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 		mesh = s.mesh
 	}
 
-	socket := filepath.Join(cfg.Site.State, "hook.sock")
+	socket := HookSocket(cfg.Site.State)
 	binary := opts.Binary
 	if binary == "" {
 		if binary, err = os.Executable(); err != nil {
@@ -177,6 +177,10 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 	s.http = &http.Server{Handler: front, ReadHeaderTimeout: readHeaderTimeout}
 	return s, nil
 }
+
+// HookSocket is where the daemon of a site with state directory state
+// listens for its hooks.
+func HookSocket(state string) string { return filepath.Join(state, "hook.sock") }
 
 // pushEnv is the environment of git receive-pack: sitesync's hooks, and
 // fsync of everything a push writes, so an acknowledged push is durable at
