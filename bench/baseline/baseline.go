@@ -190,7 +190,7 @@ func (t *Target) serve(cfg Config, root string) (string, error) {
 	}
 	env := append(append([]string(nil), cfg.Git.Env...), "GIT_PROJECT_ROOT="+root, "GIT_HTTP_EXPORT_ALL=1")
 	srv := &http.Server{
-		Handler:           &cgi.Handler{Path: filepath.Join(strings.TrimSpace(out), "git-http-backend"), Env: env},
+		Handler:           streamChunked(&cgi.Handler{Path: filepath.Join(strings.TrimSpace(out), "git-http-backend"), Env: env}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	t.servers = append(t.servers, srv)
@@ -200,6 +200,22 @@ func (t *Target) serve(cfg Config, root string) (string, error) {
 		}
 	})
 	return ln.Addr().String(), nil
+}
+
+// streamChunked lets a chunked request body through to a CGI program, which
+// net/http/cgi refuses: the body is streamed to the program's standard input
+// without CONTENT_LENGTH, and git http-backend then reads it to its end (as
+// it does behind a web server that streams). git sends a pack larger than
+// http.postBuffer (1 MiB) chunked.
+func streamChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked" {
+			r = r.Clone(r.Context())
+			r.TransferEncoding = nil
+			r.ContentLength = -1 // unknown: no CONTENT_LENGTH, body on stdin
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (t *Target) relay(c link.Config) (string, error) {

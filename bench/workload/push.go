@@ -22,7 +22,8 @@ func Push(ctx context.Context, cfg Config, t Target, seed string, count int) ([]
 	}
 	var out []report.Sample
 	for i := range count {
-		content := strings.Repeat(fmt.Sprintf("push %d of the push workload\n", i), PushBytes/30+1)[:PushBytes]
+		line := fmt.Sprintf("push %d of the push workload\n", i)
+		content := strings.Repeat(line, PushBytes/len(line)+1)[:PushBytes]
 		u, err := c.commit(ctx, fmt.Sprintf("bench: push %d", i), []file{{
 			path: fmt.Sprintf("bench/push-%d.txt", i), size: int64(len(content)), data: strings.NewReader(content),
 		}})
