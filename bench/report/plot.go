@@ -62,13 +62,21 @@ func (r *Report) WritePlots(dir string) ([]string, error) {
 // series groups the latencies of one target and metric in sample order.
 type series struct {
 	name    string
+	target  int // index of the target in the workload, for its colour
+	ack     bool
 	samples []Sample
 }
 
 func group(samples []Sample, keep func(Sample) bool) []series {
 	var out []series
+	var targets []string
 	idx := make(map[string]int)
 	for _, s := range samples {
+		ti := slices.Index(targets, s.Target)
+		if ti < 0 {
+			ti = len(targets)
+			targets = append(targets, s.Target)
+		}
 		if !keep(s) {
 			continue
 		}
@@ -77,35 +85,44 @@ func group(samples []Sample, keep func(Sample) bool) []series {
 		if !ok {
 			i = len(out)
 			idx[name] = i
-			out = append(out, series{name: name})
+			out = append(out, series{name: name, target: ti, ack: s.Metric == Ack})
 		}
 		out[i].samples = append(out[i].samples, s)
 	}
 	return out
 }
 
-func style(p *plot.Plot, i int, l *plotter.Line, name string) {
-	l.Color = plotutil.Color(i)
-	l.Dashes = plotutil.Dashes(i / len(plotutil.SoftColors))
+// style gives a target the same colour in every plot of a workload, and
+// draws acknowledgements dashed.
+func style(p *plot.Plot, g series, l *plotter.Line) {
+	l.Color = plotutil.Color(g.target)
+	if g.ack {
+		l.Dashes = plotutil.Dashes(1)
+	}
 	l.Width = vg.Points(1.5)
 	p.Add(l)
-	p.Legend.Add(name, l)
+	p.Legend.Add(g.name, l)
 }
+
+// minPlotMs keeps latencies positive on the CDF's logarithmic axis.
+const minPlotMs = 0.01
 
 func cdfPlot(workload string, samples []Sample) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = workload + ": latency CDF"
-	p.X.Label.Text = "latency (ms)"
+	p.X.Label.Text = "latency (ms, log scale)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Y.Label.Text = "fraction of updates"
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	all := group(samples, func(s Sample) bool { return s.Metric == Ack || s.Metric == VisibleAll })
-	for i, g := range all {
+	for _, g := range all {
 		lat := make([]float64, len(g.samples))
 		for j, s := range g.samples {
-			lat[j] = msf(s.Latency)
+			lat[j] = max(msf(s.Latency), minPlotMs)
 		}
 		slices.Sort(lat)
 		// A step function: at each latency the fraction jumps by 1/n.
@@ -118,7 +135,12 @@ func cdfPlot(workload string, samples []Sample) (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plot %s %s: %w", workload, g.name, err)
 		}
-		style(p, i, l, g.name)
+		style(p, g, l)
+	}
+	if len(all) == 0 {
+		p.X.Scale, p.X.Tick.Marker = plot.LinearScale{}, plot.DefaultTicks{}
+		p.X.Max = 1
+		p.Title.Text += " — no samples"
 	}
 	return p, nil
 }
@@ -131,7 +153,7 @@ func lagPlot(workload string, samples []Sample) (*plot.Plot, error) {
 	p.Y.Min = 0
 	p.Add(plotter.NewGrid())
 	all := group(samples, func(s Sample) bool { return s.Metric == VisibleAll })
-	for i, g := range all {
+	for _, g := range all {
 		t0 := g.samples[0].Start
 		pts := make(plotter.XYs, 0, len(g.samples))
 		for _, s := range g.samples {
@@ -144,7 +166,7 @@ func lagPlot(workload string, samples []Sample) (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plot %s %s: %w", workload, g.name, err)
 		}
-		style(p, i, l, g.name)
+		style(p, g, l)
 		sc, err := plotter.NewScatter(pts)
 		if err != nil {
 			return nil, fmt.Errorf("plot %s %s: %w", workload, g.name, err)
