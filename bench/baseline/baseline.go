@@ -142,7 +142,7 @@ func Start(ctx context.Context, cfg Config, name string, seed workload.Seed) (_ 
 		if err := cfg.Git.Configure(ctx, repo, serverConfig...); err != nil {
 			return nil, fmt.Errorf("baseline site %q: %w", site, err)
 		}
-		addr, err := t.serve(cfg, root)
+		addr, err := t.serve(ctx, cfg, root)
 		if err != nil {
 			return nil, fmt.Errorf("baseline site %q: %w", site, err)
 		}
@@ -179,8 +179,8 @@ func hostPort(url string) string {
 }
 
 // serve starts git http-backend for the repositories under root.
-func (t *Target) serve(cfg Config, root string) (string, error) {
-	out, err := cfg.Git.Run(context.Background(), "", nil, "--exec-path")
+func (t *Target) serve(ctx context.Context, cfg Config, root string) (string, error) {
+	out, err := cfg.Git.Run(ctx, "", nil, "--exec-path")
 	if err != nil {
 		return "", err
 	}
