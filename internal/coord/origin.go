@@ -457,16 +457,24 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 	})
 }
 
-// redeliver retries the outbound queue: every entry, or those waiting for
-// one peer.
+// redeliver retries the outbound queue for the connected peers (or one
+// peer that just connected). A peer that stays away catches up on its own
+// when it is back; the queue only makes that faster.
 func (c *Coordinator) redeliver(ctx context.Context, peer string) {
 	entries, err := c.outbound.List()
 	if err != nil {
 		c.log.Error("read the outbound queue", "error", err)
 	}
+	if len(entries) == 0 {
+		return
+	}
+	up := make(map[string]bool)
+	for _, st := range c.cfg.Mesh.Peers() {
+		up[st.Name] = st.Connected && (peer == "" || st.Name == peer)
+	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Prepared.Before(entries[j].Prepared) })
 	for _, e := range entries {
-		if peer == "" || slices.Contains(e.Peers, peer) {
+		if slices.ContainsFunc(e.Peers, func(p string) bool { return up[p] }) {
 			c.deliver(e, nil, nil)
 		}
 	}
