@@ -4,12 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
+
+	"github.com/sitesync/sitesync/packsync"
 )
 
 // catchUpRetry is how soon a failed catch-up is tried again.
 const catchUpRetry = 2 * time.Second
+
+// orphanAge is how old a quarantine without a prepared write must be before
+// catch-up removes it: a pack whose write failed and whose ABORT was lost.
+// Far longer than any write waits for its decision.
+const orphanAge = 30 * time.Minute
 
 func (c *Coordinator) kickCatchUp() {
 	select {
@@ -85,6 +93,36 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		if err := c.catchUpProject(ctx, name, nil); err != nil {
 			errs = append(errs, err)
 		}
+		c.dropOrphans(name)
 	}
 	return errors.Join(errs...)
+}
+
+// dropOrphans removes the project's quarantines that no prepared write owns
+// and that have not changed for orphanAge.
+func (c *Coordinator) dropOrphans(name string) {
+	repo, err := c.cfg.Repos.Open(name)
+	if err != nil {
+		return
+	}
+	ids, err := packsync.List(repo.Dir)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		if _, err := c.prepared.Get(id); err == nil {
+			continue
+		}
+		q, err := packsync.Create(repo.Dir, id)
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(q.Dir()); err != nil || time.Since(st.ModTime()) < orphanAge {
+			continue
+		}
+		c.log.Info("dropping an orphaned quarantine", "project", name, "txn", id)
+		if err := q.Drop(); err != nil {
+			c.log.Warn("drop orphaned quarantine", "project", name, "txn", id, "error", err)
+		}
+	}
 }
