@@ -59,12 +59,13 @@ func (p *project) notify() {
 	p.mu.Unlock()
 }
 
-func (p *project) begin(id string, refs []string) {
+// begin marks the refs of one of this site's writes as in flight.
+func (p *project) begin(id string, ups []Update) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	set := make(map[string]bool, len(refs))
-	for _, r := range refs {
-		set[r] = true
+	set := make(map[string]bool, len(ups))
+	for _, u := range ups {
+		set[u.Ref] = true
 	}
 	p.inflight[id] = set
 }

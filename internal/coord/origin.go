@@ -101,6 +101,12 @@ type write struct {
 	err    error
 }
 
+// localWrite is a write whose objects are in the repository at dir: each
+// peer gets them as a pack built for it.
+func (c *Coordinator) localWrite(project, dir string, ups []Update) *write {
+	return &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: dir, ship: true, updates: ups}
+}
+
 // patchSet matches Gerrit's patch-set refs, which are create-only.
 var patchSet = regexp.MustCompile(`^refs/changes/[0-9]{2}/[0-9]+/[0-9]+$`)
 
@@ -503,13 +509,9 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 	if len(missing) > 0 {
 		return Result{}, fmt.Errorf("%w: object %s is not in %q at site %s", ErrInvalid, missing[0], project, c.cfg.Site)
 	}
-	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir, ship: true, updates: ups}
+	w := c.localWrite(project, repo.Dir, ups)
 	p := c.project(project)
-	refs := make([]string, len(ups))
-	for i, u := range ups {
-		refs[i] = u.Ref
-	}
-	p.begin(w.id, refs)
+	p.begin(w.id, ups)
 	defer p.end(w.id)
 	res, err := c.decide(ctx, w)
 	if err != nil {
