@@ -17,6 +17,10 @@ type Config struct {
 	Ready func() error // nil error when the site takes writes; nil func: always ready
 	Extra http.Handler // optional: serves /metrics and anything else not routed here
 	Log   *slog.Logger // request log
+	// Route says where a project lives: redirect is true, with the base URL
+	// of a site that holds it, when this site does not. nil: every project
+	// is served here.
+	Route func(project string) (base string, redirect bool)
 }
 
 // Server routes the site's HTTP requests.
