@@ -27,17 +27,6 @@ func newDemoCmd() *cobra.Command {
 	return cmd
 }
 
-func newStatusCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show a site's peers, RTT, lag, queues and refdb health",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("read GET /api/v1/status of the site named by --config and print its peers, RTT, lag, queues and refdb health"),
-	}
-	cmd.Flags().String("config", "", "the site's configuration file")
-	return cmd
-}
-
 func newHookCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hook",
@@ -58,19 +47,6 @@ func newHookCmd() *cobra.Command {
 	}
 	install.Flags().String("config", "", "the site's configuration file")
 	cmd.AddCommand(install)
-	return cmd
-}
-
-func newShardCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "shard", Short: "Project placement tools"}
-	m := &cobra.Command{
-		Use:   "haproxy-map",
-		Short: "Print an HAProxy map (project prefix → site backend) and the config lines using it",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("print an HAProxy map of shard.projects placements and the HAProxy configuration that uses it"),
-	}
-	m.Flags().String("config", "", "the site's configuration file")
-	cmd.AddCommand(m)
 	return cmd
 }
 

@@ -103,7 +103,8 @@ func serve(ctx context.Context, path string, log *slog.Logger) error {
 		return nil
 	}
 
-	front := frontdoor.New(frontdoor.Config{Site: cfg.Site.Name, Repos: repos, Ready: ready, Extra: metrics, Log: log})
+	front := frontdoor.New(frontdoor.Config{Site: cfg.Site.Name, Repos: repos, Ready: ready, Extra: metrics, Log: log,
+		Route: shardRoute(live, nil)})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
