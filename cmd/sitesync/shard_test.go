@@ -338,3 +338,57 @@ func TestHAProxyRoutesByPlacement(t *testing.T) {
 		t.Logf("the default backend picked a site that redirected: %v", redirected)
 	})
 }
+
+// TestServeRedirectsByPlacement runs `sitesync serve` for site a: a request
+// for a project placed on b gets 307 to b and leaves nothing at a, and a
+// reloaded shard rule applies to the next request.
+func TestServeRedirectsByPlacement(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	sites := []siteSpec{{"a", "http://" + freePort(t)}, {"b", "http://127.0.0.1:18081"}}
+	cfgPath := writeSiteConfig(t, dir, sites, 0, "shard: {projects: [{match: 'tango/**', sites: [b]}]}\n")
+
+	var logs syncBuffer
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	base := sites[0].url
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	put := func() *http.Response {
+		req, err := http.NewRequest(http.MethodPut, base+"/api/v1/projects/tango%2Fsecret", nil)
+		require.NoError(t, err)
+		resp, err := noFollow.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	repos := filepath.Join(dir, "repos-a")
+	resp := put()
+	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+	require.Equal(t, "http://127.0.0.1:18081/api/v1/projects/tango%2Fsecret", resp.Header.Get("Location"))
+	resp, err := noFollow.Get(base + "/tango/secret.git/info/refs?service=git-upload-pack")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+	require.Equal(t, "http://127.0.0.1:18081/tango/secret.git/info/refs?service=git-upload-pack", resp.Header.Get("Location"))
+	require.NoDirExists(t, filepath.Join(repos, "tango"))
+
+	// Place tango/** on a as well: a serves it from the next request on.
+	writeSiteConfig(t, dir, sites, 0, "shard: {projects: [{match: 'tango/**', sites: [b, a]}]}\n")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return put().StatusCode == http.StatusCreated }, 10*time.Second, 50*time.Millisecond, "%s", &logs)
+	require.DirExists(t, filepath.Join(repos, "tango", "secret.git"))
+}
