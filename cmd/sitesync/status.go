@@ -103,9 +103,19 @@ func fetchStatus(ctx context.Context, base string) (*siteStatus, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
 	}
+	st, err := decodeStatus(body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	return st, nil
+}
+
+// decodeStatus parses a status body; unknown fields are ignored so that a
+// newer site still reports to an older command.
+func decodeStatus(body []byte) (*siteStatus, error) {
 	var st siteStatus
 	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("GET %s: bad status body: %w", u, err)
+		return nil, fmt.Errorf("bad status body: %w", err)
 	}
 	return &st, nil
 }

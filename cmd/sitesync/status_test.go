@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/config"
 )
 
 const statusRules = `replication:
@@ -89,4 +94,34 @@ func TestStatusCommand(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.Empty(t, out)
 	require.Contains(t, stderr, `shard.projects[0].sites: unknown site "z"`)
+}
+
+// FuzzStatusBody decodes what a site (or anything at its URL) answers: no
+// panic when decoding or printing, and a decoded body survives a round trip.
+func FuzzStatusBody(f *testing.F) {
+	f.Add([]byte(`{"site":"a","instance":"u","peers":[{"name":"b","connected":true,"rtt_ms":1.2,"since":"2025-01-02T03:04:05Z"}],"refdb":{"backend":"etcd","healthy":true,"error":""},"queues":{"outbound":0,"prepared":0},"lag":{"projects_behind":0}}`))
+	f.Add([]byte(`{"peers":[{"name":"c","rtt_ms":null}],"refdb":{"healthy":false,"error":"x"}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"peers":[null]}`))
+	c := fuzzConfig(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		st, err := decodeStatus(body)
+		if err != nil {
+			return
+		}
+		printStatus(io.Discard, c, st)
+		again, err := json.Marshal(st)
+		require.NoError(t, err)
+		st2, err := decodeStatus(again)
+		require.NoError(t, err)
+		require.Equal(t, st, st2)
+	})
+}
+
+func fuzzConfig(tb testing.TB) *config.Config {
+	tb.Helper()
+	c, err := config.Parse(strings.NewReader("site: {name: a, repos: r, state: s}\nhttp: {url: 'http://127.0.0.1:1'}\nrefdb: {backend: none}\n"), tb.TempDir())
+	require.NoError(tb, err)
+	return c
 }
