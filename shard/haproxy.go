@@ -59,7 +59,9 @@ func BackendName(sites []string) string {
 // the git paths (/{project}.git/...) and of the API paths
 // (/api/v1/projects/{escaped name}). A rule "L/**" and a literal rule are
 // rendered exactly; a rule with a wildcard after a literal part ("tango/*")
-// gets a prefix that is wider than the rule; a rule that starts with a
+// gets a prefix that is wider than the rule (a note names a project the
+// wider prefix sends to the wrong sites, when a later rule makes one exist;
+// global projects do not count, every site holds them); a rule that starts with a
 // wildcard cannot be rendered and its projects go to the default backend. A
 // request that the map sends to a site not holding its project is still
 // answered correctly: that front door redirects it (307) to a site that does.
@@ -111,22 +113,24 @@ func HAProxy(m *Map, opt HAProxyOptions) (HAProxyConfig, error) {
 			continue
 		}
 		if !exact {
-			note("%s: prefix %q is wider than the pattern (it also matches deeper or longer names); such projects placed elsewhere are redirected (307) by the front door", where, keys[0])
+			if k, name, ok := widerMatters(m, i); ok {
+				note("%s: prefix %q is wider than the pattern and also matches projects that shard.projects[%d] places elsewhere (e.g. %q); HAProxy sends those here and the front door redirects them (307)", where, keys[0], k, name)
+			}
 		}
 		backend := BackendName(r.Sites)
 		if !slices.ContainsFunc(backends, func(b []string) bool { return slices.Equal(b, r.Sites) }) {
 			backends = append(backends, r.Sites)
 		}
+		for _, e := range emitted {
+			if e.rule < i && e.key != keys[0] && strings.HasPrefix(keys[0], e.key) && overlaps(m, e.rule, r.Match) {
+				note("%s: prefix %q lies under %q of shard.projects[%d], which comes first and matches some of the same projects; HAProxy prefers the longer prefix, so those go here and are redirected (307)", where, keys[0], e.key, e.rule)
+				break
+			}
+		}
 		for _, k := range keys {
 			if j, dup := taken[k]; dup {
 				note("%s: prefix %q already belongs to shard.projects[%d], which comes first", where, k, j)
 				continue
-			}
-			for _, e := range emitted {
-				if e.rule < i && strings.HasPrefix(k, e.key) && overlaps(m, e.rule, r.Match) {
-					note("%s: prefix %q lies under %q of shard.projects[%d], which comes first and matches some of the same projects; HAProxy prefers the longer prefix, so those go here and are redirected (307)", where, k, e.key, e.rule)
-					break
-				}
 			}
 			taken[k] = i
 			emitted = append(emitted, keyed{rule: i, key: k})
@@ -243,32 +247,96 @@ func serverAddr(raw string) (string, bool, error) {
 	return net.JoinHostPort(u.Hostname(), port), u.Scheme == "https", nil
 }
 
+// prefixGlobs returns globs whose union is every project name that starts
+// with the literal part of pattern (what its map key matches); nil if that
+// cannot be written as a glob.
+func prefixGlobs(pattern string) []*glob.Pattern {
+	lit := literalPart(pattern)
+	var srcs []string
+	switch {
+	case lit == pattern:
+		srcs = []string{pattern}
+	case strings.HasSuffix(lit, "/"):
+		srcs = []string{lit + "**"}
+	default:
+		srcs = []string{lit + "*", lit + "*/**"}
+	}
+	var out []*glob.Pattern
+	for _, src := range srcs {
+		p, err := glob.Compile(src)
+		if err != nil {
+			return nil
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // overlaps reports whether some project that rule i places also starts with
 // the literal part of pattern (and so may get pattern's longer map key).
 // Unknown (patterns too complex) counts as an overlap.
 func overlaps(m *Map, i int, pattern string) bool {
-	lit := pattern
-	if cut := strings.IndexAny(pattern, "*?"); cut >= 0 {
-		lit = pattern[:cut]
+	below := prefixGlobs(pattern)
+	if below == nil {
+		return true
 	}
-	var below []string
-	switch {
-	case lit == pattern:
-		below = []string{pattern}
-	case strings.HasSuffix(lit, "/"):
-		below = []string{lit + "**"}
-	default:
-		below = []string{lit + "*", lit + "*/**"}
-	}
-	for _, b := range below {
-		p, err := glob.Compile(b)
-		if err != nil {
-			return true
-		}
+	for _, p := range below {
 		_, ok, err := glob.Witness([]*glob.Pattern{m.pats[i], p}, m.pats[:i])
 		if ok || err != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// widerMatters reports whether rule i's map key also matches a project that
+// a later rule k places on other sites and that no longer key claims (the
+// key sends it to rule i's sites, which redirect it). Global projects under
+// the key do not count: every site holds them. It returns k and an example.
+func widerMatters(m *Map, i int) (k int, name string, ok bool) {
+	below := prefixGlobs(m.rules[i].Match)
+	if below == nil {
+		return 0, "", false
+	}
+	lit := literalPart(m.rules[i].Match)
+	var longer []*glob.Pattern // names that a longer key takes from this one
+	for j, r := range m.rules {
+		if l := literalPart(r.Match); j != i && len(l) > len(lit) && strings.HasPrefix(l, lit) {
+			longer = append(longer, prefixGlobs(r.Match)...)
+		}
+	}
+	for k := i + 1; k < len(m.rules); k++ {
+		if sameSites(m.rules[i].Sites, m.rules[k].Sites) {
+			continue
+		}
+		exclude := append(slices.Clone(m.pats[:k]), longer...)
+		for _, p := range below {
+			name, ok, err := glob.Witness([]*glob.Pattern{p, m.pats[k]}, exclude)
+			if ok || err != nil {
+				return k, name, true
+			}
+		}
+	}
+	return 0, "", false
+}
+
+// literalPart is pattern up to its first wildcard.
+func literalPart(pattern string) string {
+	if cut := strings.IndexAny(pattern, "*?"); cut >= 0 {
+		return pattern[:cut]
+	}
+	return pattern
+}
+
+// sameSites reports whether a and b name the same sites, in any order.
+func sameSites(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	return true
 }

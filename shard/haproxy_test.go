@@ -79,7 +79,9 @@ func TestHAProxy(t *testing.T) {
 		"/api/v1/projects/eu%2fcore%2f site_a",
 	}, lines)
 	notes := strings.Join(out.Notes, "\n")
-	assert.Contains(t, notes, `shard.projects[1] "tango/*" → b: prefix "/tango/" is wider than the pattern`)
+	assert.NotContains(t, notes, `shard.projects[1] "tango/*" → b: prefix`,
+		"every project below /tango/ that tango/* does not place is global or has a longer key of its own")
+	assert.Contains(t, notes, `shard.projects[3] "eu/*/main" → c, b: prefix "/eu/" is wider than the pattern and also matches projects that shard.projects[4] places elsewhere (e.g. "eu/core")`)
 	assert.Contains(t, notes, `shard.projects[2] "tango/x" → a never applies`)
 	assert.Contains(t, notes, `shard.projects[4] "*/core" → a starts with a wildcard`)
 	assert.Contains(t, notes, `shard.projects[6] "eu/core/**" → a: prefix "/eu/core/" lies under "/eu/" of shard.projects[3]`,
