@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/git"
+	txnid "github.com/sitesync/sitesync/internal/txn"
 )
 
 // quarantinePrefix names quarantine directories inside objects/, beside the
@@ -25,8 +26,8 @@ type Quarantine struct {
 // Create makes the quarantine of transaction txn in the repository at repo.
 // Creating one that exists returns it, so a retried prepare is harmless.
 func Create(repo, txn string) (*Quarantine, error) {
-	if txn == "" || strings.ContainsAny(txn, "/\\\x00") || txn == "." || txn == ".." {
-		return nil, fmt.Errorf("invalid transaction id %q", txn)
+	if err := txnid.Check(txn); err != nil {
+		return nil, err
 	}
 	q := &Quarantine{repo: repo, dir: filepath.Join(repo, "objects", quarantinePrefix+txn)}
 	if err := os.MkdirAll(filepath.Join(q.dir, "pack"), 0o755); err != nil {

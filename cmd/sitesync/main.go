@@ -11,11 +11,14 @@ import (
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "sitesync:", err)
 		var exit *exitError
 		if errors.As(err, &exit) {
+			if exit.err != nil {
+				fmt.Fprintln(os.Stderr, "sitesync:", err)
+			}
 			os.Exit(exit.code)
 		}
+		fmt.Fprintln(os.Stderr, "sitesync:", err)
 		os.Exit(1)
 	}
 }
@@ -41,11 +44,17 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-// exitError ends the program with a given exit code.
+// exitError ends the program with a given exit code; with a nil err it
+// prints nothing (the command has said what it had to).
 type exitError struct {
 	code int
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }

@@ -27,29 +27,6 @@ func newDemoCmd() *cobra.Command {
 	return cmd
 }
 
-func newHookCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "hook",
-		Short: "Git hooks that hand ref updates to the local daemon",
-	}
-	for _, name := range []string{"reference-transaction", "pre-receive"} {
-		cmd.AddCommand(&cobra.Command{
-			Use:   name,
-			Short: "What git runs as the " + name + " hook",
-			RunE:  notYet("pass git's " + name + " input to the local daemon over its unix socket and exit with its decision"),
-		})
-	}
-	install := &cobra.Command{
-		Use:   "install",
-		Short: "Wire sitesync's hooks into a repository store served by another C-git server",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("install the reference-transaction hook into every repository under site.repos"),
-	}
-	install.Flags().String("config", "", "the site's configuration file")
-	cmd.AddCommand(install)
-	return cmd
-}
-
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Latency and throughput harness against the git-protocol baseline"}
 	for _, w := range []struct{ name, what string }{

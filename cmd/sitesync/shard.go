@@ -76,21 +76,6 @@ func renderHAProxy(cfg *config.Config, source, mapPath, bind string) (shard.HAPr
 	return shard.HAProxy(cfg.ShardMap(), shard.HAProxyOptions{URLs: urls, MapPath: mapPath, Bind: bind, Source: source})
 }
 
-// shardRoute is the front door's Route: it reads the live configuration on
-// every request, so a reloaded shard rule applies to the next request.
-// rtt may be nil (no measurements: the rule's site order decides).
-func shardRoute(live *config.Live, rtt shard.RTT) func(project string) (string, bool) {
-	return func(project string) (string, bool) {
-		cfg := live.Current()
-		site, redirect := shard.Route(cfg.ShardMap(), cfg.Site.Name, project, rtt)
-		if !redirect {
-			return "", false
-		}
-		url, _ := cfg.SiteURL(site)
-		return url, true
-	}
-}
-
 // writeFileAtomic writes data to path through a rename, so a reader (HAProxy
 // reloading) never sees half a file.
 func writeFileAtomic(path string, data []byte) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/sitesync/sitesync/internal/frontdoor"
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/site"
 )
 
 // runBinary runs the sitesync binary and returns its stdout, stderr and exit code.
@@ -45,6 +46,7 @@ func runBinary(tb testing.TB, args ...string) (stdout, stderr string, code int) 
 type siteSpec struct {
 	name string
 	url  string // http.url; also where it listens
+	mesh string // mesh.listen; "" for the default
 }
 
 // writeSiteConfig writes the configuration of sites[self] and returns its path.
@@ -54,7 +56,11 @@ func writeSiteConfig(tb testing.TB, dir string, sites []siteSpec, self int, extr
 	s := sites[self]
 	fmt.Fprintf(&b, "site: {name: %s, repos: repos-%s, state: state-%s}\n", s.name, s.name, s.name)
 	fmt.Fprintf(&b, "http: {listen: %q, url: %q}\n", strings.TrimPrefix(s.url, "http://"), s.url)
-	b.WriteString("mesh:\n  peers:\n")
+	b.WriteString("mesh:\n")
+	if s.mesh != "" {
+		fmt.Fprintf(&b, "  listen: %q\n", s.mesh)
+	}
+	b.WriteString("  peers:\n")
 	for i, p := range sites {
 		if i != self {
 			fmt.Fprintf(&b, "    - {name: %s, addr: 127.0.0.1:%d, url: %q}\n", p.name, 17000+i, p.url)
@@ -76,7 +82,7 @@ const shardRules = `shard:
 
 func TestShardHAProxyMapCommand(t *testing.T) {
 	dir := t.TempDir()
-	sites := []siteSpec{{"a", "http://127.0.0.1:18080"}, {"b", "http://127.0.0.1:18081"}, {"c", "http://127.0.0.1:18082"}}
+	sites := []siteSpec{{"a", "http://127.0.0.1:18080", ""}, {"b", "http://127.0.0.1:18081", ""}, {"c", "http://127.0.0.1:18082", ""}}
 	cfg := writeSiteConfig(t, dir, sites, 0, shardRules)
 	mapOut, cfgOut := filepath.Join(dir, "sitesync.map"), filepath.Join(dir, "haproxy.cfg")
 
@@ -181,7 +187,7 @@ func startFrontDoor(tb testing.TB, cfgPath string, ln net.Listener) *frontDoor {
 		Site:  cfg.Site.Name,
 		Repos: repos,
 		Log:   slog.New(slog.NewTextHandler(fd.log, nil)),
-		Route: shardRoute(live, nil),
+		Route: site.Route(live, nil),
 	})}}
 	srv.Start()
 	tb.Cleanup(func() {
@@ -345,8 +351,10 @@ func TestHAProxyRoutesByPlacement(t *testing.T) {
 func TestServeRedirectsByPlacement(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
-	sites := []siteSpec{{"a", "http://" + freePort(t)}, {"b", "http://127.0.0.1:18081"}}
+	sites := []siteSpec{{"a", "http://" + freePort(t), freeUDPPort(t)}, {"b", "http://127.0.0.1:18081", ""}}
 	cfgPath := writeSiteConfig(t, dir, sites, 0, "shard: {projects: [{match: 'tango/**', sites: [b]}]}\n")
+	out, err := exec.Command(bin, "certs", "init", "--dir", filepath.Join(dir, "certs"), "--sites", "a,b").CombinedOutput()
+	require.NoError(t, err, "%s", out)
 
 	var logs syncBuffer
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
@@ -366,6 +374,13 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
 
+	// `sitesync status` reads the real status endpoint of the site.
+	statusOut, stderr, code := runBinary(t, "status", "--config", cfgPath)
+	require.Equal(t, 0, code, "%s\n%s", statusOut, stderr)
+	require.Contains(t, statusOut, "Status\n  site      a\n")
+	require.Regexp(t, `\n  b +no +- `, statusOut, "peer b is not running")
+	require.Contains(t, statusOut, "  [0]  tango/**  → b\n")
+
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	put := func() *http.Response {
 		req, err := http.NewRequest(http.MethodPut, base+"/api/v1/projects/tango%2Fsecret", nil)
@@ -379,7 +394,7 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 	resp := put()
 	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
 	require.Equal(t, "http://127.0.0.1:18081/api/v1/projects/tango%2Fsecret", resp.Header.Get("Location"))
-	resp, err := noFollow.Get(base + "/tango/secret.git/info/refs?service=git-upload-pack")
+	resp, err = noFollow.Get(base + "/tango/secret.git/info/refs?service=git-upload-pack")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
@@ -391,4 +406,12 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return put().StatusCode == http.StatusCreated }, 10*time.Second, 50*time.Millisecond, "%s", &logs)
 	require.DirExists(t, filepath.Join(repos, "tango", "secret.git"))
+}
+
+func freeUDPPort(tb testing.TB) string {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer pc.Close()
+	return pc.LocalAddr().String()
 }

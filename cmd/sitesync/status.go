@@ -40,8 +40,10 @@ type siteStatus struct {
 		Outbound int `json:"outbound"`
 		Prepared int `json:"prepared"`
 	} `json:"queues"`
+	// Lag is reported as projects_behind, caught_up, or both.
 	Lag struct {
-		ProjectsBehind int `json:"projects_behind"`
+		ProjectsBehind *int  `json:"projects_behind"`
+		CaughtUp       *bool `json:"caught_up"`
 	} `json:"lag"`
 }
 
@@ -138,7 +140,21 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 	}
 	fmt.Fprintf(tw, "  refdb\t%s, %s\n", st.RefDB.Backend, refdb)
 	fmt.Fprintf(tw, "  queues\toutbound %d, prepared %d\n", st.Queues.Outbound, st.Queues.Prepared)
-	fmt.Fprintf(tw, "  lag\t%s behind\n", plural(st.Lag.ProjectsBehind, "project"))
+	var lag []string
+	if st.Lag.ProjectsBehind != nil {
+		lag = append(lag, plural(*st.Lag.ProjectsBehind, "project")+" behind")
+	}
+	switch {
+	case st.Lag.CaughtUp == nil:
+	case *st.Lag.CaughtUp:
+		lag = append(lag, "caught up")
+	default:
+		lag = append(lag, "NOT caught up")
+	}
+	if len(lag) == 0 {
+		lag = append(lag, "unknown")
+	}
+	fmt.Fprintf(tw, "  lag\t%s\n", strings.Join(lag, ", "))
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nPeers\n")
@@ -152,7 +168,8 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 			if p.Connected {
 				conn = "yes"
 			}
-			if p.RTTMs != nil {
+			// The RTT is measured only while connected.
+			if p.RTTMs != nil && p.Connected {
 				rtt = fmt.Sprintf("%.1fms", *p.RTTMs)
 			}
 			since := p.Since

@@ -40,10 +40,10 @@ func statusSite(tb testing.TB, status int, body string) string {
 func TestStatusCommand(t *testing.T) {
 	dir := t.TempDir()
 	up := statusSite(t, http.StatusOK, `{"site":"a","instance":"5f1c0e7e-1111-4222-8333-944445555666",
-		"peers":[{"name":"b","connected":true,"rtt_ms":1.25,"since":"2025-01-02T03:04:05Z"},{"name":"c","connected":false,"rtt_ms":null}],
+		"peers":[{"name":"b","connected":true,"rtt_ms":1.25,"since":"2025-01-02T03:04:05Z"},{"name":"c","connected":false,"rtt_ms":0}],
 		"refdb":{"backend":"etcd","healthy":false,"error":"context deadline exceeded"},
-		"queues":{"outbound":3,"prepared":1},"lag":{"projects_behind":2},"future":"ignored"}`)
-	cfg := writeSiteConfig(t, dir, []siteSpec{{"a", up}, {"b", "http://127.0.0.1:18081"}, {"c", "http://127.0.0.1:18082"}}, 0, statusRules)
+		"queues":{"outbound":3,"prepared":1},"lag":{"projects_behind":2,"caught_up":false},"future":"ignored"}`)
+	cfg := writeSiteConfig(t, dir, []siteSpec{{"a", up, ""}, {"b", "http://127.0.0.1:18081", ""}, {"c", "http://127.0.0.1:18082", ""}}, 0, statusRules)
 
 	// The configuration part is the same whether the site is up or down.
 	configPart := []string{
@@ -63,7 +63,7 @@ func TestStatusCommand(t *testing.T) {
 	for _, want := range append([]string{
 		"site a at " + up + " (config " + cfg + ")\n",
 		"Status\n  site      a\n  instance  5f1c0e7e-1111-4222-8333-944445555666\n" +
-			"  refdb     etcd, UNHEALTHY: context deadline exceeded\n  queues    outbound 3, prepared 1\n  lag       2 projects behind\n",
+			"  refdb     etcd, UNHEALTHY: context deadline exceeded\n  queues    outbound 3, prepared 1\n  lag       2 projects behind, NOT caught up\n",
 		"Peers\n  NAME  CONNECTED  RTT    SINCE\n  b     yes        1.2ms  2025-01-02T03:04:05Z\n  c     no         -      -\n",
 	}, configPart...) {
 		require.Contains(t, out, want)
@@ -78,7 +78,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := writeSiteConfig(t, t.TempDir(), []siteSpec{{"a", tt.url}, {"b", "http://127.0.0.1:18081"}, {"c", "http://127.0.0.1:18082"}}, 0, statusRules)
+			cfg := writeSiteConfig(t, t.TempDir(), []siteSpec{{"a", tt.url, ""}, {"b", "http://127.0.0.1:18081", ""}, {"c", "http://127.0.0.1:18082", ""}}, 0, statusRules)
 			out, stderr, code := runBinary(t, "status", "--config", cfg, "--timeout", "2s")
 			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", out, stderr)
 			require.Contains(t, out, "SITE DOWN: ")

@@ -12,6 +12,15 @@ const projectsPrefix = "/api/v1/projects/"
 // segment (tango%2Fcore), so routing works on the escaped path.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	escaped := r.URL.EscapedPath()
+	if escaped == "/api/v1/status" && s.cfg.Status != nil {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.cfg.Status(r.Context()))
+		return
+	}
 	if !strings.HasPrefix(escaped, projectsPrefix) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such API endpoint"})
 		return
@@ -35,6 +44,26 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 			return
 		}
 		s.createProject(w, r, name)
+	case tail == "refs" && s.cfg.Coord != nil:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+			return
+		}
+		s.writeRefs(w, r, name)
+	case strings.HasPrefix(tail, "refs/") && s.cfg.Coord != nil:
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+			return
+		}
+		// {ref} is a full ref name, its slashes escaped or not.
+		ref, err := url.PathUnescape(strings.TrimPrefix(tail, "refs/"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "bad ref escape: " + err.Error()})
+			return
+		}
+		s.readRef(w, r, name, ref)
 	default:
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such API endpoint"})
 	}
@@ -43,7 +72,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 // createProject answers PUT /api/v1/projects/{name}: 201 when the bare
 // repository was created, 200 when it existed.
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, name string) {
-	created, err := s.cfg.Repos.Root().Create(r.Context(), name)
+	var created bool
+	var pending []string
+	var err error
+	if s.cfg.Coord != nil {
+		created, pending, err = s.cfg.Coord.CreateProject(r.Context(), name)
+	} else {
+		created, err = s.cfg.Repos.Root().Create(r.Context(), name)
+	}
 	if err != nil {
 		writeJSON(w, statusOf(err), apiError{Error: err.Error()})
 		return
@@ -52,5 +88,10 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, name stri
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, map[string]any{"project": name, "created": created, "site": s.cfg.Site})
+	body := map[string]any{"project": name, "created": created, "site": s.cfg.Site}
+	if len(pending) > 0 {
+		// Those sites create it when the project's first write reaches them.
+		body["pending"] = pending
+	}
+	writeJSON(w, status, body)
 }

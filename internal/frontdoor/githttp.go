@@ -126,9 +126,19 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, info *requestI
 		writeText(w, http.StatusUnsupportedMediaType, fmt.Sprintf("sitesync: unsupported content encoding %q\n", enc))
 		return
 	}
+	sreq := git.ServiceRequest{Dir: repo.Dir, Service: req.service, Protocol: protocol, Stdin: body}
+	if req.service == git.ReceivePack && s.cfg.Coord != nil {
+		push, err := s.cfg.Coord.BeginPush(r.Context(), req.project, body)
+		if err != nil {
+			writeText(w, statusOf(err), "sitesync: "+err.Error()+"\n")
+			return
+		}
+		defer push.Finish()
+		sreq.Env, sreq.Stdin = push.Env, push.Body
+	}
 	h.Set("Content-Type", fmt.Sprintf("application/x-git-%s-result", req.service))
 	w.WriteHeader(http.StatusOK)
-	s.runService(w, r, git.ServiceRequest{Dir: repo.Dir, Service: req.service, Protocol: protocol, Stdin: body})
+	s.runService(w, r, sreq)
 }
 
 // runService streams one service exchange into the response. The status

@@ -1,12 +1,15 @@
 package frontdoor
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/sitesync/sitesync/internal/coord"
 	"github.com/sitesync/sitesync/internal/git"
 )
 
@@ -21,6 +24,18 @@ type Config struct {
 	// of a site that holds it, when this site does not. nil: every project
 	// is served here.
 	Route func(project string) (base string, redirect bool)
+	// Coord replicates writes; nil serves the repositories locally only.
+	Coord Coordinator
+	// Status answers GET /api/v1/status; nil: 404.
+	Status func(ctx context.Context) any
+}
+
+// Coordinator is what the front door asks of the replication coordinator.
+type Coordinator interface {
+	BeginPush(ctx context.Context, project string, body io.Reader) (*coord.Push, error)
+	Write(ctx context.Context, project string, ups []coord.Update) (coord.Result, error)
+	WaitRef(ctx context.Context, project, ref, want string) (string, error)
+	CreateProject(ctx context.Context, project string) (created bool, pending []string, err error)
 }
 
 // Server routes the site's HTTP requests.

@@ -84,6 +84,28 @@ func (c *CatFile) Info(ctx context.Context, id string) (typ string, size int64, 
 	return typ, size, err
 }
 
+// Resolve returns the object a revision (a full ref name, say) names, or
+// ErrObjectMissing when it names none: a ref that does not exist.
+func (c *CatFile) Resolve(ctx context.Context, rev string) (string, error) {
+	if err := checkRev(rev); err != nil {
+		return "", err
+	}
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	var oid string
+	err := c.p.exchange(ctx,
+		func(w *bufio.Writer) error { _, err := fmt.Fprintf(w, "info %s\n", rev); return err },
+		func(r *bufio.Reader) error {
+			var err error
+			_, oid, _, err = readHeader(r, rev)
+			return err
+		})
+	if errors.Is(err, ErrObjectMissing) {
+		return "", fmt.Errorf("%s: %w", rev, ErrObjectMissing)
+	}
+	return oid, err
+}
+
 // Close ends the process.
 func (c *CatFile) Close() error { return c.p.close() }
 

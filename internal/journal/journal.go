@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/txn"
 )
 
 // maxEntry bounds an entry file read back at recovery; an entry is the ref
@@ -18,8 +20,10 @@ const maxEntry = 64 << 20
 // Update is one ref move of a prepared transaction.
 type Update struct {
 	Ref string `json:"ref"`
-	Old string `json:"old"`
+	Old string `json:"old,omitempty"`
 	New string `json:"new"`
+	// Version is the refdb version of New, once decided.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Entry is a prepared transaction.
@@ -28,6 +32,7 @@ type Entry struct {
 	Project  string    `json:"project"`
 	Origin   string    `json:"origin"` // the site the write came from
 	Updates  []Update  `json:"updates"`
+	Peers    []string  `json:"peers,omitempty"` // sites still to be told (outbound queue)
 	Prepared time.Time `json:"prepared"`
 	Deadline time.Time `json:"deadline"` // abort after this unless the refdb names the txn
 }
@@ -151,18 +156,7 @@ func (j *Journal) syncDir() error {
 	return nil
 }
 
-// checkTxn keeps transaction ids to a safe file name alphabet.
-func checkTxn(txn string) error {
-	if txn == "" || len(txn) > 128 {
-		return fmt.Errorf("invalid transaction id %q", txn)
-	}
-	for _, c := range txn {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("invalid transaction id %q", txn)
-		}
-	}
-	return nil
-}
+func checkTxn(id string) error { return txn.Check(id) }
 
 type limitReader struct {
 	f    *os.File

@@ -3,8 +3,8 @@ package etcd_test
 import (
 	"testing"
 
+	"github.com/sitesync/sitesync/internal/etcdtest"
 	"github.com/sitesync/sitesync/refdb"
-	"github.com/sitesync/sitesync/refdb/internal/etcdtest"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
 )
 

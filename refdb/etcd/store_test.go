@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/etcdtest"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/etcd"
-	"github.com/sitesync/sitesync/refdb/internal/etcdtest"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
 )
 

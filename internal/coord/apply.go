@@ -1,0 +1,378 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
+)
+
+// project is what the site knows of one project's guarded refs.
+type project struct {
+	name string
+
+	// apply serialises every ref move the coordinator makes in the
+	// project, so refs only move forward in refdb version order.
+	apply sync.Mutex
+
+	mu      sync.Mutex
+	loaded  bool              // applied holds the refdb's versions since a catch-up
+	applied map[string]uint64 // highest refdb version of each ref held here
+	changed chan struct{}     // closed and replaced when a ref moves
+	// inflight are the refs of this site's own pushes between their
+	// pre-receive and their end: a peer's write to one of them waits, so the
+	// push meets the refdb's verdict rather than a ref lock it lost.
+	inflight map[string]map[string]bool // txn → refs
+	idle     chan struct{}              // closed and replaced when an inflight push ends
+}
+
+func (c *Coordinator) project(name string) *project {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.projects[name]
+	if p == nil {
+		p = &project{
+			name:     name,
+			applied:  make(map[string]uint64),
+			changed:  make(chan struct{}),
+			inflight: make(map[string]map[string]bool),
+			idle:     make(chan struct{}),
+		}
+		c.projects[name] = p
+	}
+	return p
+}
+
+// notify wakes whoever waits for a ref of the project to move.
+func (p *project) notify() {
+	p.mu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *project) begin(id string, refs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	set := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		set[r] = true
+	}
+	p.inflight[id] = set
+}
+
+func (p *project) end(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.inflight[id]; ok {
+		delete(p.inflight, id)
+		close(p.idle)
+		p.idle = make(chan struct{})
+	}
+}
+
+// waitIdle waits until no push of this site holds one of refs, or until
+// limit: a push stuck past its own timeout must not block peers forever.
+func (p *project) waitIdle(ctx context.Context, refs []string, limit time.Duration) {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		busy := false
+		for _, set := range p.inflight {
+			for _, r := range refs {
+				busy = busy || set[r]
+			}
+		}
+		idle := p.idle
+		p.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-idle:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// decided records versions this site itself decided (its own writes).
+func (p *project) decided(vs []Version) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range vs {
+		if v.Version > p.applied[v.Ref] {
+			p.applied[v.Ref] = v.Version
+		}
+	}
+}
+
+// applyVersions moves the project's refs here to the given refdb versions,
+// skipping any this site already holds a later version of, after making
+// sure every object they need is here (fetching from the sites in from, in
+// order). The first time a project is touched after a start, the whole
+// project is caught up from the refdb instead, which includes vs.
+func (c *Coordinator) applyVersions(ctx context.Context, name string, vs []Version, from []string) error {
+	p := c.project(name)
+	p.mu.Lock()
+	loaded := p.loaded
+	p.mu.Unlock()
+	if !loaded {
+		return c.catchUpProject(ctx, name, from)
+	}
+	refs := make([]string, len(vs))
+	for i, v := range vs {
+		refs[i] = v.Ref
+	}
+	p.waitIdle(ctx, refs, c.policy(name).Timeout+refdbTimeout)
+	p.apply.Lock()
+	defer p.apply.Unlock()
+	return c.applyLocked(ctx, p, vs, from)
+}
+
+// applyLocked does applyVersions' work; the caller holds p.apply.
+func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version, from []string) error {
+	repo, err := c.cfg.Repos.Open(p.name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	var todo []Version
+	for _, v := range vs {
+		if v.Version >= p.applied[v.Ref] {
+			todo = append(todo, v)
+		}
+	}
+	p.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	current := make(map[string]string, len(todo))
+	var wants, haves []string
+	for _, v := range todo {
+		cur, err := c.localRef(ctx, repo, v.Ref)
+		if err != nil {
+			return err
+		}
+		current[v.Ref] = cur
+		if cur != v.Value && v.Value != git.ZeroID {
+			wants = append(wants, v.Value)
+		}
+		if cur != git.ZeroID {
+			haves = append(haves, cur)
+		}
+	}
+	if err := c.ensureObjects(ctx, p.name, repo.Dir, wants, haves, from); err != nil {
+		return err
+	}
+	var ups []git.RefUpdate
+	for _, v := range todo {
+		if current[v.Ref] != v.Value {
+			ups = append(ups, git.RefUpdate{Ref: v.Ref, Old: current[v.Ref], New: v.Value})
+		}
+	}
+	if len(ups) > 0 {
+		if err := repo.Refs.Apply(ctx, ups); err != nil {
+			return fmt.Errorf("apply %d refs of %q: %w", len(ups), p.name, err)
+		}
+		c.metrics.refsApplied.Add(float64(len(ups)))
+	}
+	p.decided(todo)
+	if len(ups) > 0 {
+		p.notify()
+	}
+	return nil
+}
+
+// localRef is the value of ref here, ZeroID if it does not exist.
+func (c *Coordinator) localRef(ctx context.Context, repo *git.Repo, ref string) (string, error) {
+	id, err := repo.Objects.Resolve(ctx, ref)
+	if errors.Is(err, git.ErrObjectMissing) {
+		return git.ZeroID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", ref, err)
+	}
+	return id, nil
+}
+
+// ensureObjects makes sure every object reachable from wants is here,
+// fetching a pack from the first of the sites in from that has them.
+func (c *Coordinator) ensureObjects(ctx context.Context, project, dir string, wants, haves, from []string) error {
+	if len(wants) == 0 {
+		return nil
+	}
+	missing, err := git.MissingObjects(ctx, dir, "", wants)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	var errs []error
+	for _, peer := range from {
+		if peer == c.cfg.Site {
+			continue
+		}
+		err := c.fetch(ctx, project, dir, peer, missing, haves)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("objects %s of %q are missing here and no peer was asked", missing[0], project)
+	}
+	return fmt.Errorf("fetch objects of %q: %w", project, errors.Join(errs...))
+}
+
+// fetch asks peer for a pack of wants (not of haves), received into a
+// quarantine of its own and moved into the repository once complete.
+func (c *Coordinator) fetch(ctx context.Context, project, dir, peer string, wants, haves []string) error {
+	id := txn.New(c.cfg.Site, time.Now())
+	defer c.recv.Forget(id)
+	q, err := packsync.Create(dir, id)
+	if err != nil {
+		return err
+	}
+	defer q.Drop()
+	if _, err := c.cfg.Mesh.Request(ctx, peer, KindFetch, encode(fetchMsg{Project: project, Txn: id, Wants: wants, Haves: haves})); err != nil {
+		return fmt.Errorf("fetch from site %s: %w", peer, err)
+	}
+	if err := c.recv.Wait(ctx, id); err != nil {
+		return fmt.Errorf("fetch from site %s: %w", peer, err)
+	}
+	if missing, err := q.Missing(ctx, wants); err != nil || len(missing) > 0 {
+		return fmt.Errorf("fetch from site %s: %d objects still missing (%v)", peer, len(missing), err)
+	}
+	c.metrics.fetches.Inc()
+	return q.Migrate()
+}
+
+// catchUpProject moves every guarded ref of the project here to the value
+// the refdb holds, in one pass, fetching what is missing from the sites in
+// from (or any placement peer). It is how a site that was away, or that
+// crashed after its refdb commit, converges.
+func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []string) error {
+	p := c.project(name)
+	p.apply.Lock()
+	defer p.apply.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
+	recs, err := c.cfg.Store.List(rctx, name)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("catch up %q: %w", name, err)
+	}
+	repo, err := c.cfg.Repos.Open(name)
+	if err != nil {
+		return err
+	}
+	local, err := git.ListRefs(ctx, repo.Dir, "")
+	if err != nil {
+		return fmt.Errorf("catch up %q: %w", name, err)
+	}
+	var behind []Version
+	for _, r := range recs {
+		if !c.cfg.Guarded(r.Ref) || r.Ref == "HEAD" {
+			continue
+		}
+		cur, ok := local[r.Ref]
+		if !ok {
+			cur = git.ZeroID
+		}
+		if cur != r.Value {
+			behind = append(behind, Version{Ref: r.Ref, Value: r.Value, Version: r.Version})
+		}
+	}
+	// Refs move in version order of the batches that wrote them; one
+	// update-ref transaction per batch of refs keeps the log readable.
+	sort.SliceStable(behind, func(i, j int) bool { return behind[i].Version < behind[j].Version })
+	peers := append(slices.Clone(from), c.peersOf(c.policy(name))...)
+	peers = c.byWriter(recs, peers)
+	start := time.Now()
+	const chunk = 1000
+	for i := 0; i < len(behind); i += chunk {
+		part := behind[i:min(i+chunk, len(behind))]
+		if err := c.applyLocked(ctx, p, part, peers); err != nil {
+			return fmt.Errorf("catch up %q: %w", name, err)
+		}
+		if len(behind) > chunk {
+			c.log.Info("catching up", "project", name, "refs_done", i+len(part), "refs_behind", len(behind), "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	vs := make([]Version, 0, len(recs))
+	for _, r := range recs {
+		vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version})
+	}
+	p.decided(vs)
+	p.mu.Lock()
+	p.loaded = true
+	p.mu.Unlock()
+	if len(behind) > 0 {
+		c.log.Info("caught up", "project", name, "refs", len(behind), "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// byWriter orders peers so the sites that wrote the records come first:
+// they certainly hold the objects.
+func (c *Coordinator) byWriter(recs []refdb.Record, peers []string) []string {
+	count := make(map[string]int)
+	for _, r := range recs {
+		count[r.Site]++
+	}
+	out := slices.Compact(slices.Clone(peers))
+	sort.SliceStable(out, func(i, j int) bool { return count[out[i]] > count[out[j]] })
+	var uniq []string
+	seen := make(map[string]bool)
+	for _, s := range out {
+		if !seen[s] && s != c.cfg.Site {
+			seen[s] = true
+			uniq = append(uniq, s)
+		}
+	}
+	return uniq
+}
+
+// WaitRef returns the value of ref at this site once it equals want (any
+// value when want is ""), or the value it has when ctx ends, with ctx's
+// error.
+func (c *Coordinator) WaitRef(ctx context.Context, name, ref, want string) (string, error) {
+	repo, err := c.cfg.Repos.Open(name)
+	if err != nil {
+		return "", err
+	}
+	p := c.project(name)
+	// A push at this site moves refs without the coordinator; the poll is
+	// the backstop for that, the notification the fast path.
+	const poll = 100 * time.Millisecond
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		p.mu.Unlock()
+		cur, err := c.localRef(ctx, repo, ref)
+		if err != nil {
+			return "", err
+		}
+		if want == "" || cur == want {
+			return cur, nil
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return cur, ctx.Err()
+		}
+		t.Stop()
+	}
+}

@@ -1,0 +1,309 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/transport"
+)
+
+// Modes of replication.
+const (
+	Async  = "async"
+	Quorum = "quorum"
+	Sync   = "sync"
+)
+
+// Policy is the rule a write follows, fixed when the write begins: a change
+// of the configuration applies to the next write.
+type Policy struct {
+	Mode    string
+	Acks    int           // sites that must hold the write, origin included
+	Timeout time.Duration // how long the write waits for its rule
+	Sites   []string      // the placement: sites that hold the project
+}
+
+// Mesh is what the coordinator needs of the transport; *transport.Mesh is one.
+type Mesh interface {
+	packsync.Opener
+	Request(ctx context.Context, peer string, kind transport.Kind, payload []byte) ([]byte, error)
+	Handle(kind transport.Kind, h transport.Handler)
+	HandleStream(kind transport.Kind, h transport.StreamHandler)
+	Subscribe() (<-chan transport.PeerEvent, func())
+	Peers() []transport.PeerState
+}
+
+// Config wires a coordinator to its site.
+type Config struct {
+	Site    string
+	Repos   *git.Repos
+	Store   refdb.Store
+	Mesh    Mesh
+	Policy  func(project string) Policy // the live rule for a project
+	Guarded func(ref string) bool       // refs the refdb guards; nil: all
+	State   string                      // directory for the journals
+	// Env is added to the git processes that run a push (the hooks'
+	// socket and configuration).
+	Env []string
+	Log *slog.Logger
+	Reg prometheus.Registerer
+	// Fault names a test-only crash point; "" in production. See faults.go.
+	Fault string
+}
+
+// Timing constants.
+const (
+	// prepareGrace is how long past its origin's timeout a peer keeps a
+	// prepared write it has heard nothing about before it aborts it: an origin
+	// whose refdb commit is still in flight at its deadline may yet decide.
+	prepareGrace = 30 * time.Second
+	// resolveAfter is how old a prepared write must be before a peer asks the
+	// refdb about it: the origin's COMMIT normally arrives within an RTT.
+	resolveAfter = 2 * time.Second
+	// tickEvery paces the background loop (resolve prepared writes, redeliver
+	// the outbound queue).
+	tickEvery = time.Second
+	// catchUpEvery is how often a site re-checks every project against the
+	// refdb even when no peer event asked it to: the last line of defence
+	// for convergence.
+	catchUpEvery = time.Minute
+	// refdbTimeout bounds one refdb call: long enough for a WAN round trip
+	// to a loaded cluster, short enough that a write fails in human time.
+	refdbTimeout = 10 * time.Second
+	// deliverTimeout bounds one attempt to deliver a decided write to a peer.
+	deliverTimeout = 5 * time.Minute
+)
+
+// Coordinator runs the writes of one site and applies those of its peers.
+// Safe for concurrent use.
+type Coordinator struct {
+	cfg      Config
+	log      *slog.Logger
+	recv     *packsync.Receiver
+	prepared *journal.Journal // writes this site prepared as a peer
+	outbound *journal.Journal // decided writes not yet delivered to every peer
+	metrics  *metrics
+
+	mu       sync.Mutex
+	projects map[string]*project
+	pushes   map[string]*write // writes of pushes in progress, by txn
+
+	delivering sync.Map // txn → struct{}: outbound delivery in progress
+	caughtUp   atomic.Bool
+	kick       chan struct{} // wakes the catch-up loop
+	bg         sync.WaitGroup
+	bgCtx      context.Context // guarded by mu
+	closed     bool            // guarded by mu: Run has returned
+}
+
+// New builds a coordinator and registers its handlers on the mesh; call it
+// before the mesh runs.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Guarded == nil {
+		cfg.Guarded = func(string) bool { return true }
+	}
+	prep, err := journal.Open(filepath.Join(cfg.State, "prepared"))
+	if err != nil {
+		return nil, err
+	}
+	out, err := journal.Open(filepath.Join(cfg.State, "outbound"))
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Reg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "coord", "site", cfg.Site),
+		prepared: prep,
+		outbound: out,
+		metrics:  m,
+		projects: make(map[string]*project),
+		pushes:   make(map[string]*write),
+		kick:     make(chan struct{}, 1),
+		bgCtx:    context.Background(),
+	}
+	c.recv = packsync.NewReceiver(c.openForPeer, cfg.Log)
+	cfg.Mesh.HandleStream(KindPack, c.recv.Handle)
+	cfg.Mesh.Handle(KindPrepare, c.handlePrepare)
+	cfg.Mesh.Handle(KindCommit, c.handleCommit)
+	cfg.Mesh.Handle(KindAbort, c.handleAbort)
+	cfg.Mesh.Handle(KindFetch, c.handleFetch)
+	cfg.Mesh.Handle(KindCreate, c.handleCreate)
+	cfg.Mesh.Handle(KindProjects, c.handleProjects)
+	return c, nil
+}
+
+// Run does the background work until ctx ends: it catches up with the refdb
+// at start and whenever a peer comes back, resolves prepared writes whose
+// origin went quiet, and redelivers decided writes to peers that missed
+// them. It returns after every goroutine it started has exited.
+func (c *Coordinator) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.bgCtx = ctx
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.bg.Wait()
+	}()
+	events, cancel := c.cfg.Mesh.Subscribe()
+	defer cancel()
+
+	c.background(c.catchUpLoop)
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-events:
+			if ev.Kind == transport.EventUp {
+				c.kickCatchUp()
+				c.redeliver(ctx, ev.Peer)
+			}
+		case <-tick.C:
+			c.resolvePrepared(ctx)
+			c.redeliver(ctx, "")
+		}
+	}
+}
+
+// Ready says whether the site has caught up with the refdb once since it
+// started.
+func (c *Coordinator) Ready() error {
+	if !c.caughtUp.Load() {
+		return errors.New("catching up with the refdb")
+	}
+	return nil
+}
+
+// background runs f on a goroutine that Run waits for.
+func (c *Coordinator) background(f func(ctx context.Context)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	ctx := c.bgCtx
+	c.bg.Go(func() { f(ctx) })
+}
+
+// policy is the live rule of project, with this site always in the
+// placement it is asked about.
+func (c *Coordinator) policy(project string) Policy {
+	p := c.cfg.Policy(project)
+	p.Sites = slices.Clone(p.Sites)
+	if p.Timeout <= 0 {
+		p.Timeout = 10 * time.Second
+	}
+	return p
+}
+
+// peersOf is the placement of p without this site.
+func (c *Coordinator) peersOf(p Policy) []string {
+	out := make([]string, 0, len(p.Sites))
+	for _, s := range p.Sites {
+		if s != c.cfg.Site {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Coordinator) holds(project string) bool {
+	return slices.Contains(c.cfg.Policy(project).Sites, c.cfg.Site)
+}
+
+// openForPeer opens (creating if needed) the repository of a project that a
+// peer sends data for; a project not placed here is refused.
+func (c *Coordinator) openForPeer(ctx context.Context, project string) (string, error) {
+	if !c.holds(project) {
+		return "", fmt.Errorf("project %q is not placed at site %s", project, c.cfg.Site)
+	}
+	if _, err := c.cfg.Repos.Root().Create(ctx, project); err != nil {
+		return "", err
+	}
+	r, err := c.cfg.Repos.Open(project)
+	if err != nil {
+		return "", err
+	}
+	return r.Dir, nil
+}
+
+// projectOf maps a repository directory (a hook's GIT_DIR) to its project.
+func (c *Coordinator) projectOf(dir string) (string, error) {
+	root := c.cfg.Repos.Root().Dir()
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("repository %s is not under %s", dir, root)
+	}
+	rel = filepath.ToSlash(rel)
+	name, ok := strings.CutSuffix(rel, ".git")
+	if !ok {
+		return "", fmt.Errorf("repository %s is not named <project>.git", dir)
+	}
+	if err := git.ValidateName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// localProjects lists the repositories under the root.
+func (c *Coordinator) localProjects() ([]string, error) {
+	root := c.cfg.Repos.Root().Dir()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() || p == root {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(d.Name(), ".git") {
+			if name, err := c.projectOf(p); err == nil {
+				out = append(out, name)
+			}
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out, err
+}
+
+// QueueDepths counts writes in flight between this site and its peers.
+type QueueDepths struct {
+	Outbound int // decided here, not yet delivered to every peer
+	Prepared int // prepared here for another origin, not yet resolved
+}
+
+// Queues reports the depths of the journals.
+func (c *Coordinator) Queues() QueueDepths {
+	out, _ := c.outbound.List()
+	prep, _ := c.prepared.List()
+	return QueueDepths{Outbound: len(out), Prepared: len(prep)}
+}

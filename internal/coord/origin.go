@@ -1,0 +1,527 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
+)
+
+// Outcomes a caller branches on.
+var (
+	// ErrConflict: a ref was not at the value the write expected; returned
+	// as a *ConflictError.
+	ErrConflict = errors.New("conflict")
+	// ErrNoQuorum: the write's ack rule did not hold in time; returned as a
+	// *QuorumError. Nothing changed.
+	ErrNoQuorum = errors.New("ack rule not met")
+	// ErrInvalid: the write itself is wrong (a bad ref, a rewrite of a
+	// create-only ref, objects that are not here).
+	ErrInvalid = errors.New("invalid write")
+	// ErrUnavailable: the refdb could not decide the write. Nothing is
+	// acknowledged.
+	ErrUnavailable = errors.New("refdb unavailable")
+)
+
+// ConflictError names the refs that moved under a write and where.
+type ConflictError struct {
+	Project string
+	Refs    []refdb.RefConflict
+}
+
+func (e *ConflictError) Is(t error) bool { return t == ErrConflict }
+
+func (e *ConflictError) Error() string {
+	var parts []string
+	for _, r := range e.Refs {
+		cur := r.Current
+		switch {
+		case cur.Version == 0:
+			parts = append(parts, fmt.Sprintf("%s does not exist", r.Ref))
+		case !cur.Exists():
+			parts = append(parts, fmt.Sprintf("%s was deleted at site %s", r.Ref, cur.Site))
+		default:
+			parts = append(parts, fmt.Sprintf("%s was updated at site %s", r.Ref, cur.Site))
+		}
+	}
+	return strings.Join(parts, "; ") + "; fetch and retry"
+}
+
+// QuorumError says how far a write's votes got.
+type QuorumError struct {
+	Summary string // "1 of 2 required sites answered; site c: …"
+	Timeout time.Duration
+}
+
+func (e *QuorumError) Is(t error) bool { return t == ErrNoQuorum }
+
+func (e *QuorumError) Error() string {
+	head, rest, _ := strings.Cut(e.Summary, ";")
+	msg := fmt.Sprintf("quorum not reached: %s within %s", head, e.Timeout)
+	if rest != "" {
+		msg += ";" + rest
+	}
+	return msg
+}
+
+// Result is an acknowledged write.
+type Result struct {
+	Txn  string
+	Acks []string // sites that hold it (async: the origin)
+	// Versions are the refdb versions the write created.
+	Versions []Version
+}
+
+// write is one write transaction at its origin.
+type write struct {
+	id      string
+	project string
+	policy  Policy
+	dir     string // the repository
+	tee     *packsync.Tee
+	ship    bool // no tee: ship a pack to each peer
+
+	mu      sync.Mutex
+	updates []Update
+	ships   map[string]chan error // per peer: the pack shipped to it, once
+
+	once   sync.Once
+	result Result
+	err    error
+}
+
+// patchSet matches Gerrit's patch-set refs, which are create-only.
+var patchSet = regexp.MustCompile(`^refs/changes/[0-9]{2}/[0-9]+/[0-9]+$`)
+
+// check refuses what can never be decided.
+func (c *Coordinator) check(ups []Update) error {
+	if len(ups) == 0 {
+		return fmt.Errorf("%w: no ref updates", ErrInvalid)
+	}
+	if err := checkUpdates(ups); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for _, u := range ups {
+		if patchSet.MatchString(u.Ref) && u.Old != git.ZeroID {
+			return fmt.Errorf("%w: %s is a patch-set ref and cannot be changed once created", ErrInvalid, u.Ref)
+		}
+	}
+	return nil
+}
+
+// decide runs a write to its decision: votes under its rule, then the
+// refdb compare-and-set of every guarded ref. It is called once per write.
+func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
+	start := time.Now()
+	ups := w.updatesCopy()
+	if err := c.check(ups); err != nil {
+		return Result{}, err
+	}
+	pol := w.policy
+	peers := c.peersOf(pol)
+	tally := NewTally(pol.Sites, pol.Acks)
+	tally.Yes(c.cfg.Site)
+
+	voteCtx, cancel := context.WithTimeout(ctx, pol.Timeout)
+	defer cancel()
+	if pol.Mode != Async && tally.Outcome() == Pending {
+		type vote struct {
+			site string
+			msg  voteMsg
+		}
+		votes := make(chan vote, len(peers))
+		for _, p := range peers {
+			go func() { votes <- vote{p, c.prepareAt(voteCtx, w, p, ups)} }()
+		}
+	collect:
+		for range peers {
+			select {
+			case v := <-votes:
+				if v.msg.Vote == voteYes {
+					tally.Yes(v.site)
+				} else {
+					tally.No(v.site, v.msg.Reason)
+				}
+				if tally.Outcome() != Pending {
+					break collect
+				}
+			case <-voteCtx.Done():
+				break collect
+			}
+		}
+		if tally.Outcome() != Reached {
+			for _, p := range peers {
+				if !slices.Contains(tally.Acks(), p) {
+					tally.No(p, "no answer")
+				}
+			}
+			c.abortAt(w, peers)
+			c.metrics.writes.WithLabelValues("no_quorum").Inc()
+			return Result{}, &QuorumError{Summary: tally.Summary(), Timeout: pol.Timeout}
+		}
+	}
+
+	vs, err := c.cas(ctx, w, ups)
+	if err != nil {
+		c.abortAt(w, peers)
+		if errors.Is(err, ErrConflict) {
+			c.metrics.writes.WithLabelValues("conflict").Inc()
+		} else {
+			c.metrics.writes.WithLabelValues("error").Inc()
+		}
+		return Result{}, err
+	}
+	c.fault(FaultAfterRefDBCommit)
+	c.project(w.project).decided(vs)
+	c.metrics.writes.WithLabelValues("ok").Inc()
+	c.metrics.decideLatency.WithLabelValues(pol.Mode).Observe(time.Since(start).Seconds())
+
+	// The decision stands; peers learn of it through the durable queue.
+	e := journal.Entry{Txn: w.id, Project: w.project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: peers}
+	for _, v := range vs {
+		e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
+	}
+	if len(peers) > 0 {
+		if err := c.outbound.Put(e); err != nil {
+			c.log.Error("outbound queue", "txn", w.id, "error", err)
+		}
+		c.deliver(e, w, tally.Acks())
+	}
+	return Result{Txn: w.id, Acks: tally.Acks(), Versions: vs}, nil
+}
+
+func (w *write) updatesCopy() []Update {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.updates)
+}
+
+// prepareAt asks one peer to prepare the write and returns its vote. A peer
+// missing objects gets a pack and is asked again, once.
+func (c *Coordinator) prepareAt(ctx context.Context, w *write, peer string, ups []Update) voteMsg {
+	msg := prepareMsg{Txn: w.id, Project: w.project, Updates: ups, TimeoutMS: w.policy.Timeout.Milliseconds()}
+	var shipped <-chan error
+	switch {
+	case w.tee != nil:
+		msg.Pack = true
+	case w.ship && hasObjects(ups):
+		msg.Pack = true
+		shipped = c.shipOnce(w, peer, ups)
+	}
+	v := c.askVote(ctx, peer, msg)
+	if v.Vote != voteMissing {
+		return v
+	}
+	if shipped == nil {
+		// The tee did not deliver; ship from the repository.
+		w.tee = nil
+		shipped = c.shipOnce(w, peer, ups)
+	}
+	select {
+	case err := <-shipped:
+		if err != nil {
+			return voteMsg{Vote: voteNo, Reason: err.Error()}
+		}
+	case <-ctx.Done():
+		return voteMsg{Vote: voteNo, Reason: "no answer in time"}
+	}
+	msg.Pack = true
+	v = c.askVote(ctx, peer, msg)
+	if v.Vote == voteMissing {
+		v.Vote = voteNo
+	}
+	return v
+}
+
+// shipOnce ships the write's pack to peer unless that was started already,
+// and returns a channel that yields its outcome (and is then closed). The
+// shipment outlives the vote: a peer that was too slow to vote still gets
+// the objects for the commit.
+func (c *Coordinator) shipOnce(w *write, peer string, ups []Update) <-chan error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ships == nil {
+		w.ships = make(map[string]chan error)
+	}
+	if ch, ok := w.ships[peer]; ok {
+		return ch
+	}
+	ch := make(chan error, 1)
+	w.ships[peer] = ch
+	c.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+		defer cancel()
+		err := c.shipTo(ctx, w, peer, ups)
+		ch <- err
+		close(ch)
+	})
+	return ch
+}
+
+func (c *Coordinator) askVote(ctx context.Context, peer string, msg prepareMsg) voteMsg {
+	reply, err := c.cfg.Mesh.Request(ctx, peer, KindPrepare, encode(msg))
+	if err != nil {
+		return voteMsg{Vote: voteNo, Reason: "unreachable: " + shortErr(err)}
+	}
+	var v voteMsg
+	if err := decode(reply, &v, (*voteMsg).check); err != nil {
+		return voteMsg{Vote: voteNo, Reason: err.Error()}
+	}
+	return v
+}
+
+func shortErr(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer in time"
+	}
+	return err.Error()
+}
+
+// shipTo sends peer a pack of the write's new objects.
+func (c *Coordinator) shipTo(ctx context.Context, w *write, peer string, ups []Update) error {
+	var wants, haves []string
+	for _, u := range ups {
+		wants = append(wants, u.New)
+		haves = append(haves, u.Old)
+	}
+	return packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, w.dir, packsync.Header{Project: w.project, Txn: w.id}, wants, haves)
+}
+
+func hasObjects(ups []Update) bool {
+	for _, u := range ups {
+		if u.New != git.ZeroID {
+			return true
+		}
+	}
+	return false
+}
+
+// cas takes the decision: one refdb transaction over every guarded ref of
+// the write. An unknown outcome (the refdb went away mid-call) is resolved
+// by reading the refs back.
+func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Version, error) {
+	b := refdb.Batch{Txn: w.id, Site: c.cfg.Site}
+	for _, u := range ups {
+		if c.cfg.Guarded(u.Ref) {
+			b.Updates = append(b.Updates, refdb.Update{Ref: u.Ref, Old: u.Old, New: u.New})
+		}
+	}
+	if len(b.Updates) == 0 {
+		return nil, nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refdbTimeout)
+	defer cancel()
+	recs, err := c.cfg.Store.CAS(cctx, w.project, b)
+	var conflict *refdb.ConflictError
+	switch {
+	case err == nil:
+	case errors.As(err, &conflict):
+		return nil, &ConflictError{Project: w.project, Refs: conflict.Refs}
+	case errors.Is(err, refdb.ErrInvalid):
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	default:
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refdbTimeout)
+		defer cancel()
+		got, rerr := c.cfg.Store.Get(rctx, w.project, refsOf(b.Updates)...)
+		if rerr != nil || len(got) == 0 || got[0].Txn != w.id {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		recs = got
+	}
+	vs := make([]Version, len(recs))
+	for i, r := range recs {
+		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version}
+	}
+	return vs, nil
+}
+
+func refsOf(ups []refdb.Update) []string {
+	out := make([]string, len(ups))
+	for i, u := range ups {
+		out[i] = u.Ref
+	}
+	return out
+}
+
+// abortAt tells peers to drop what the write left with them. Best effort:
+// a peer that misses it aborts on its own at its deadline.
+func (c *Coordinator) abortAt(w *write, peers []string) {
+	if w.tee != nil {
+		w.tee.Abort()
+	}
+	msg := encode(abortMsg{Txn: w.id, Project: w.project})
+	for _, p := range peers {
+		c.background(func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+			defer cancel()
+			if _, err := c.cfg.Mesh.Request(ctx, p, KindAbort, msg); err != nil {
+				c.log.Debug("abort not delivered", "peer", p, "txn", w.id, "error", err)
+			}
+		})
+	}
+}
+
+// deliver sends a decided write to every peer of the outbound entry e and
+// removes each peer from the entry once it holds the write. w is the live
+// write (nil when redelivering after a restart); voters already hold the
+// objects.
+func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
+	if _, busy := c.delivering.LoadOrStore(e.Txn, struct{}{}); busy {
+		return
+	}
+	c.background(func(ctx context.Context) {
+		defer c.delivering.Delete(e.Txn)
+		var vs []Version
+		var ups []Update
+		for _, u := range e.Updates {
+			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version})
+			ups = append(ups, Update{Ref: u.Ref, Old: git.ZeroID, New: u.New})
+		}
+		var mu sync.Mutex
+		var done []string
+		var wg sync.WaitGroup
+		for _, p := range e.Peers {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+				defer cancel()
+				msg := commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}
+				if w != nil && !slices.Contains(voters, p) {
+					switch {
+					case w.tee != nil:
+						msg.Pack = true
+					case w.ship && hasObjects(ups):
+						// The peer fetches what it lacks if this fails.
+						msg.Pack = true
+						c.shipOnce(w, p, w.updatesCopy())
+					}
+				}
+				if _, err := c.cfg.Mesh.Request(ctx, p, KindCommit, encode(msg)); err != nil {
+					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
+					return
+				}
+				mu.Lock()
+				done = append(done, p)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
+		if len(rest) == 0 {
+			if err := c.outbound.Remove(e.Txn); err != nil {
+				c.log.Error("outbound queue", "txn", e.Txn, "error", err)
+			}
+			return
+		}
+		e.Peers = rest
+		if err := c.outbound.Put(e); err != nil {
+			c.log.Error("outbound queue", "txn", e.Txn, "error", err)
+		}
+	})
+}
+
+// redeliver retries the outbound queue: every entry, or those waiting for
+// one peer.
+func (c *Coordinator) redeliver(ctx context.Context, peer string) {
+	entries, err := c.outbound.List()
+	if err != nil {
+		c.log.Error("read the outbound queue", "error", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Prepared.Before(entries[j].Prepared) })
+	for _, e := range entries {
+		if peer == "" || slices.Contains(e.Peers, peer) {
+			c.deliver(e, nil, nil)
+		}
+	}
+}
+
+// Write is the local write API: move refs whose objects are already in this
+// site's repository, under the project's rule.
+func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (Result, error) {
+	repo, err := c.cfg.Repos.Open(project)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := c.check(ups); err != nil {
+		return Result{}, err
+	}
+	var news []string
+	for _, u := range ups {
+		if u.New != git.ZeroID {
+			news = append(news, u.New)
+		}
+	}
+	missing, err := git.MissingObjects(ctx, repo.Dir, "", news)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(missing) > 0 {
+		return Result{}, fmt.Errorf("%w: object %s is not in %q at site %s", ErrInvalid, missing[0], project, c.cfg.Site)
+	}
+	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir, ship: true, updates: ups}
+	p := c.project(project)
+	refs := make([]string, len(ups))
+	for i, u := range ups {
+		refs[i] = u.Ref
+	}
+	p.begin(w.id, refs)
+	defer p.end(w.id)
+	res, err := c.decide(ctx, w)
+	if err != nil {
+		return Result{}, err
+	}
+	// Local commit: a failure here (a ref moved locally) leaves this site
+	// behind the refdb, which catch-up repairs; the write itself stands.
+	p.apply.Lock()
+	gu := make([]git.RefUpdate, len(ups))
+	for i, u := range ups {
+		gu[i] = git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New}
+	}
+	err = repo.Refs.Apply(ctx, gu)
+	p.apply.Unlock()
+	if err != nil {
+		c.log.Warn("local commit of a decided write failed; catching up", "project", project, "txn", w.id, "error", err)
+		c.kickCatchUp()
+	}
+	p.notify()
+	return res, nil
+}
+
+// CreateProject creates the project's repository here and at every other
+// placement site. It returns whether it was created here, and the sites
+// that could not be reached (they create it when the first write reaches
+// them).
+func (c *Coordinator) CreateProject(ctx context.Context, project string) (created bool, pending []string, err error) {
+	created, err = c.cfg.Repos.Root().Create(ctx, project)
+	if err != nil {
+		return false, nil, err
+	}
+	peers := c.peersOf(c.policy(project))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Go(func() {
+			if _, err := c.cfg.Mesh.Request(ctx, p, KindCreate, encode(createMsg{Project: project})); err != nil {
+				mu.Lock()
+				pending = append(pending, p)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	sort.Strings(pending)
+	return created, pending, nil
+}
+
+// Holds reports whether project is placed at this site.
+func (c *Coordinator) Holds(project string) bool { return c.holds(project) }

@@ -1,0 +1,241 @@
+package coord
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sitesync/sitesync/internal/hook"
+	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
+)
+
+// Push is one receive-pack request in progress at its origin.
+type Push struct {
+	c *Coordinator
+	w *write
+	// Env is for the git receive-pack process: it ties the hooks to this
+	// write.
+	Env []string
+	// Body is what receive-pack reads: the client's request, whose pack
+	// bytes are teed to the placement peers as git reads them.
+	Body io.Reader
+}
+
+// BeginPush starts the write of a push to project whose request body is
+// body. Run git receive-pack with Push.Env on Push.Body, then call Finish.
+func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Reader) (*Push, error) {
+	repo, err := c.cfg.Repos.Open(project)
+	if err != nil {
+		return nil, err
+	}
+	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir}
+	p := &Push{c: c, w: w, Env: append([]string{hook.EnvTxn + "=" + w.id}, c.cfg.Env...)}
+	br := bufio.NewReaderSize(body, 64<<10)
+	parsed, err := packsync.ParsePush(br)
+	head := bytes.NewReader(parsed.Head)
+	peers := c.peersOf(w.policy)
+	switch {
+	case err != nil:
+		// git gives the client the real error, or takes a push we cannot
+		// tee; the pack then reaches the peers from the repository.
+		if !errors.Is(err, packsync.ErrNotTeeable) {
+			c.log.Debug("push request not parsed", "project", project, "error", err)
+		}
+		w.ship = true
+		p.Body = io.MultiReader(head, br)
+	case parsed.HasPack && len(peers) > 0:
+		w.tee = packsync.StartTee(ctx, c.cfg.Mesh, KindPack, peers, packsync.Header{Project: project, Txn: w.id}, c.cfg.Log)
+		p.Body = io.MultiReader(head, &teeReader{r: br, tee: w.tee})
+	default:
+		p.Body = io.MultiReader(head, br)
+	}
+	for _, cmd := range parsed.Commands {
+		w.updates = append(w.updates, Update{Ref: cmd.Ref, Old: cmd.Old, New: cmd.New})
+	}
+	c.mu.Lock()
+	c.pushes[w.id] = w
+	c.mu.Unlock()
+	return p, nil
+}
+
+// Finish ends the push: a write that was never decided (git refused the
+// pack, the client went away) is dropped at the peers.
+func (p *Push) Finish() {
+	c, w := p.c, p.w
+	c.mu.Lock()
+	delete(c.pushes, w.id)
+	c.mu.Unlock()
+	c.project(w.project).end(w.id)
+	decided := false
+	w.once.Do(func() { w.err = errors.New("push ended before its decision") })
+	decided = w.err == nil
+	if !decided && w.tee != nil {
+		c.abortAt(w, c.peersOf(w.policy))
+	}
+}
+
+// teeReader hands what git reads of the pack to the tee as well.
+type teeReader struct {
+	r   io.Reader
+	tee *packsync.Tee
+	end bool
+}
+
+func (t *teeReader) Read(b []byte) (int, error) {
+	n, err := t.r.Read(b)
+	if n > 0 {
+		_, _ = t.tee.Write(b[:n])
+	}
+	if err != nil && !t.end {
+		t.end = true
+		if errors.Is(err, io.EOF) {
+			t.tee.Close()
+		} else {
+			t.tee.Abort()
+		}
+	}
+	return n, err
+}
+
+// Hook answers sitesync's git hooks. For a push through the front door the
+// write is known by its transaction id; pre-receive checks it early against
+// the refdb, the first reference-transaction "prepared" decides it (git
+// holds the ref locks then), and later "prepared" calls of the same push
+// (git runs one per ref for a non-atomic push) get the same decision. A
+// push is all or nothing across its refs. A hook with no transaction id
+// comes from a git process sitesync did not start (an installed hook): its
+// "prepared" call is decided on its own.
+func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response {
+	ups := make([]Update, len(req.Updates))
+	for i, u := range req.Updates {
+		ups[i] = Update{Ref: u.Ref, Old: u.Old, New: u.New}
+	}
+	c.mu.Lock()
+	w := c.pushes[req.Txn]
+	c.mu.Unlock()
+	switch {
+	case req.Hook == hook.PreReceive && w != nil:
+		return c.preReceive(ctx, w, ups)
+	case req.Hook == hook.PreReceive:
+		return hook.Response{OK: true}
+	case req.Phase == hook.Committed || req.Phase == hook.Aborted:
+		if project, err := c.projectOf(req.GitDir); err == nil {
+			c.project(project).notify()
+		}
+		return hook.Response{OK: true}
+	case req.Phase != hook.Prepared:
+		return hook.Response{OK: true}
+	case w == nil:
+		return c.hookWrite(ctx, req.GitDir, ups)
+	}
+	w.once.Do(func() { w.result, w.err = c.decide(ctx, w) })
+	if w.err != nil {
+		return reject(w.err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, u := range ups {
+		if !containsUpdate(w.updates, u) {
+			return reject(fmt.Errorf("%s -> %s was not part of the decided push", u.Ref, u.New))
+		}
+	}
+	return hook.Response{OK: true}
+}
+
+func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) hook.Response {
+	w.mu.Lock()
+	w.updates = ups
+	w.mu.Unlock()
+	if err := c.check(ups); err != nil {
+		return reject(err)
+	}
+	refs := make([]string, len(ups))
+	for i, u := range ups {
+		refs[i] = u.Ref
+	}
+	c.project(w.project).begin(w.id, refs)
+	if err := c.precheck(ctx, w.project, ups); err != nil {
+		return reject(err)
+	}
+	return hook.Response{OK: true}
+}
+
+// precheck compares a write's old values with the refdb before git takes
+// any lock, so that a push racing another site's write meets the refdb's
+// verdict rather than a ref lock held by the apply of that write.
+func (c *Coordinator) precheck(ctx context.Context, project string, ups []Update) error {
+	var refs []string
+	for _, u := range ups {
+		if c.cfg.Guarded(u.Ref) {
+			refs = append(refs, u.Ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
+	defer cancel()
+	recs, err := c.cfg.Store.Get(rctx, project, refs...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var conflict []refdb.RefConflict
+	i := 0
+	for _, u := range ups {
+		if !c.cfg.Guarded(u.Ref) {
+			continue
+		}
+		if recs[i].Value != u.Old {
+			conflict = append(conflict, refdb.RefConflict{Ref: u.Ref, Want: u.Old, Current: recs[i]})
+		}
+		i++
+	}
+	if len(conflict) > 0 {
+		return &ConflictError{Project: project, Refs: conflict}
+	}
+	return nil
+}
+
+// hookWrite decides a write seen only by an installed hook.
+func (c *Coordinator) hookWrite(ctx context.Context, gitDir string, ups []Update) hook.Response {
+	project, err := c.projectOf(gitDir)
+	if err != nil {
+		return reject(err)
+	}
+	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: gitDir, ship: true, updates: ups}
+	p := c.project(project)
+	refs := make([]string, len(ups))
+	for i, u := range ups {
+		refs[i] = u.Ref
+	}
+	p.begin(w.id, refs)
+	defer p.end(w.id)
+	if _, err := c.decide(ctx, w); err != nil {
+		return reject(err)
+	}
+	return hook.Response{OK: true}
+}
+
+func containsUpdate(ups []Update, u Update) bool {
+	for _, x := range ups {
+		if x.Ref == u.Ref && x.New == u.New {
+			return true
+		}
+	}
+	return false
+}
+
+// reject is the hook's answer to a write that cannot go ahead, written for
+// the git user.
+func reject(err error) hook.Response {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, ErrInvalid.Error()+": ")
+	return hook.Response{Lines: []string{"sitesync: rejected: " + msg}}
+}

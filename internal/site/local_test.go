@@ -1,0 +1,180 @@
+package site
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/hook"
+)
+
+// TestMain lets the test binary stand in for `sitesync hook NAME`: the
+// sites of these tests write hook scripts that run this binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) >= 3 && os.Args[1] == "hook" {
+		os.Exit(hook.Run(context.Background(), os.Args[2], os.Args[3:], os.Stdin, os.Stderr, os.Getenv))
+	}
+	os.Exit(m.Run())
+}
+
+// startLocal runs a cluster in this process until the test ends.
+func startLocal(tb testing.TB, opts LocalOptions) *Local {
+	tb.Helper()
+	opts.Dir = tb.TempDir()
+	var logs strings.Builder
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := NewLocal(ctx, opts)
+	require.NoError(tb, err)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		require.NoError(tb, <-done)
+		if tb.Failed() {
+			tb.Log(logs.String())
+		}
+	})
+	for _, s := range l.Sites {
+		waitReady(tb, s.URL())
+	}
+	return l
+}
+
+func waitReady(tb testing.TB, url string) {
+	tb.Helper()
+	require.Eventually(tb, func() bool {
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "site %s never became ready", url)
+}
+
+func createProject(tb testing.TB, url, project string) {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPut, url+"/api/v1/projects/"+strings.ReplaceAll(project, "/", "%2F"), nil)
+	require.NoError(tb, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(tb, []int{http.StatusCreated, http.StatusOK}, resp.StatusCode, string(body))
+}
+
+// requireSameRefs waits until every site has exactly want, then checks
+// each repository with git fsck.
+func requireSameRefs(tb testing.TB, e *gittest.GitEnv, l *Local, project string, want map[string]string) {
+	tb.Helper()
+	for _, s := range l.Sites {
+		dir := filepath.Join(s.repos.Root().Dir(), project+".git")
+		var got map[string]string
+		ok := assertEventually(func() bool {
+			got = e.Refs(tb, dir)
+			return fmt.Sprint(got) == fmt.Sprint(want)
+		}, 20*time.Second)
+		require.True(tb, ok, "site %s refs:\n got %v\nwant %v", s.Name(), got, want)
+		e.Run(tb, dir, "fsck", "--strict", "--no-dangling")
+	}
+}
+
+func assertEventually(f func() bool, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return f()
+}
+
+func TestLocalPushReplicates(t *testing.T) {
+	for _, mode := range []string{"async", "quorum", "sync"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			l := startLocal(t, LocalOptions{Sites: 3, Mode: mode})
+			e := gittest.Env(t)
+			a := l.Sites[0]
+			createProject(t, a.URL(), "tango/core")
+			for _, s := range l.Sites {
+				_, err := os.Stat(filepath.Join(s.repos.Root().Dir(), "tango/core.git", "HEAD"))
+				require.NoError(t, err, "site %s has no repository", s.Name())
+			}
+			src := gittest.Generate(t, e, gittest.Shape{Commits: 60, Branches: 3, Tags: 4})
+			e.Run(t, src, "push", "--quiet", a.URL()+"/tango/core.git", "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
+			requireSameRefs(t, e, l, "tango/core", e.Refs(t, src))
+
+			gittest.AddCommits(t, e, src, "main", 5)
+			e.Run(t, src, "push", "--quiet", a.URL()+"/tango/core.git", "main", ":refs/heads/branch-1")
+			e.Run(t, src, "update-ref", "-d", "refs/heads/branch-1")
+			requireSameRefs(t, e, l, "tango/core", e.Refs(t, src))
+		})
+	}
+}
+
+func TestLocalWriteAPI(t *testing.T) {
+	l := startLocal(t, LocalOptions{Sites: 3, Mode: "quorum"})
+	e := gittest.Env(t)
+	a, b := l.Sites[0], l.Sites[1]
+	createProject(t, a.URL(), "p")
+	src := gittest.Generate(t, e, gittest.Shape{Commits: 5})
+	e.Run(t, src, "push", "--quiet", a.URL()+"/p.git", "main")
+	main := strings.TrimSpace(e.Run(t, src, "rev-parse", "main"))
+
+	// A ref written at a through the API, whose objects a already holds.
+	body := fmt.Sprintf(`{"updates":[{"ref":"refs/heads/api","old":"%s","new":"%s"}]}`, strings.Repeat("0", 40), main)
+	resp, err := http.Post(a.URL()+"/api/v1/projects/p/refs", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	var res struct {
+		Txn  string   `json:"txn"`
+		Acks []string `json:"acks"`
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	resp.Body.Close()
+	require.GreaterOrEqual(t, len(res.Acks), 2)
+
+	// Read-your-writes at b.
+	resp, err = http.Get(b.URL() + "/api/v1/projects/p/refs/refs%2Fheads%2Fapi?until=" + main + "&timeout=10s")
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(got))
+	require.Contains(t, string(got), main)
+
+	// The same create again conflicts, and says who wrote the ref.
+	resp, err = http.Post(b.URL()+"/api/v1/projects/p/refs", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode, string(got))
+	require.Contains(t, string(got), "refs/heads/api was updated at site a")
+}
+
+// syncWriter serialises writes of the cluster's loggers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

@@ -1,0 +1,155 @@
+package packsync
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/sitesync/sitesync/internal/git"
+)
+
+// maxCommands bounds the command section of one push request that is held in
+// memory before the pack: a push of every ref of a very large repository
+// (a few hundred thousand refs at ~100 bytes) fits.
+const maxCommands = 64 << 20
+
+// ErrNotTeeable means a push request is valid git but not one whose pack can
+// be teed (a signed push, say): the push goes ahead and the pack is shipped
+// to the peers another way.
+var ErrNotTeeable = errors.New("push request cannot be teed")
+
+// Command is one ref update of a push request.
+type Command struct {
+	Ref string
+	Old string
+	New string
+}
+
+// Push is the parsed head of a receive-pack request body: the ref updates
+// the client asks for, and whether a pack follows.
+type Push struct {
+	Commands []Command
+	// Head holds the bytes read to parse the commands; git must see them
+	// before the rest of the body.
+	Head []byte
+	// HasPack says a pack follows Head: some command creates or moves a ref.
+	HasPack bool
+}
+
+// ParsePush reads the command section of a receive-pack request (protocol v0
+// and v1: optional shallow lines, "old new ref" commands, the capabilities
+// after a NUL on the first one, a flush, then push options and a flush if the
+// client asked for them) and leaves r at the start of the pack. The bytes
+// read are in Push.Head. A request it cannot tee yields ErrNotTeeable with
+// Head filled so the request can still be passed on whole.
+func ParsePush(r *bufio.Reader) (Push, error) {
+	var p Push
+	var buf bytes.Buffer
+	readPkt := func() (payload []byte, flush bool, err error) {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, false, fmt.Errorf("read push command: %w", unexpected(err))
+		}
+		buf.Write(hdr[:])
+		n, err := strconv.ParseUint(string(hdr[:]), 16, 16)
+		if err != nil {
+			return nil, false, fmt.Errorf("malformed pkt-line length %q", hdr[:])
+		}
+		switch {
+		case n == 0:
+			return nil, true, nil
+		case n < 4:
+			return nil, false, fmt.Errorf("unexpected pkt-line %04x in push commands", n)
+		}
+		if buf.Len()+int(n) > maxCommands {
+			return nil, false, fmt.Errorf("push commands exceed %d bytes", maxCommands)
+		}
+		line := make([]byte, n-4)
+		if _, err := io.ReadFull(r, line); err != nil {
+			return nil, false, fmt.Errorf("read push command: %w", unexpected(err))
+		}
+		buf.Write(line)
+		return line, false, nil
+	}
+	var caps string
+	first := true
+	for {
+		line, flush, err := readPkt()
+		if err != nil {
+			p.Head = buf.Bytes()
+			return p, err
+		}
+		if flush {
+			break
+		}
+		text := strings.TrimSuffix(string(line), "\n")
+		if first {
+			first = false
+			var c string
+			text, c, _ = strings.Cut(text, "\x00")
+			caps = c
+			if strings.HasPrefix(text, "push-cert") {
+				p.Head = buf.Bytes()
+				return p, fmt.Errorf("%w: signed push", ErrNotTeeable)
+			}
+		}
+		if strings.HasPrefix(text, "shallow ") {
+			p.Head = buf.Bytes()
+			return p, fmt.Errorf("%w: push from a shallow repository", ErrNotTeeable)
+		}
+		f := strings.SplitN(text, " ", 3)
+		if len(f) != 3 || !git.IsID(f[0]) || !git.IsID(f[1]) || f[2] == "" {
+			p.Head = buf.Bytes()
+			return p, fmt.Errorf("malformed push command %q", truncate(text))
+		}
+		p.Commands = append(p.Commands, Command{Old: f[0], New: f[1], Ref: f[2]})
+		if f[1] != git.ZeroID {
+			p.HasPack = true
+		}
+	}
+	if len(p.Commands) == 0 {
+		p.Head = buf.Bytes()
+		return p, nil // a flush alone: the client had nothing to push
+	}
+	if hasCap(caps, "push-options") {
+		for {
+			_, flush, err := readPkt()
+			if err != nil {
+				p.Head = buf.Bytes()
+				return p, err
+			}
+			if flush {
+				break
+			}
+		}
+	}
+	p.Head = buf.Bytes()
+	return p, nil
+}
+
+func hasCap(caps, name string) bool {
+	for _, c := range strings.Fields(caps) {
+		if c == name || strings.HasPrefix(c, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,212 @@
+package packsync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/transport"
+)
+
+// Header opens a pack stream: which project, and which transaction's
+// quarantine the pack goes to.
+type Header struct {
+	Project string `json:"project"`
+	Txn     string `json:"txn"`
+}
+
+// maxHeader bounds an encoded header.
+const maxHeader = 4096
+
+// EncodeHeader is the wire form of h.
+func EncodeHeader(h Header) []byte {
+	b, _ := json.Marshal(h)
+	return b
+}
+
+// DecodeHeader parses a header from a peer. It checks the project name and
+// the transaction id, so neither can name a path outside the repository.
+func DecodeHeader(b []byte) (Header, error) {
+	var h Header
+	if len(b) > maxHeader {
+		return h, fmt.Errorf("pack header of %d bytes exceeds %d", len(b), maxHeader)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return Header{}, fmt.Errorf("malformed pack header: %w", err)
+	}
+	if dec.More() {
+		return Header{}, errors.New("malformed pack header: trailing data")
+	}
+	if err := git.ValidateName(h.Project); err != nil {
+		return Header{}, fmt.Errorf("pack header: %w", err)
+	}
+	if err := txn.Check(h.Txn); err != nil {
+		return Header{}, fmt.Errorf("pack header: %w", err)
+	}
+	return h, nil
+}
+
+// Opener opens bulk streams to peers; *transport.Mesh is one.
+type Opener interface {
+	OpenStream(ctx context.Context, peer string, kind transport.Kind, header []byte) (*transport.Stream, error)
+}
+
+// Ship sends peer a pack of the objects reachable from wants and not from
+// haves, built by git pack-objects in the repository at dir, into the
+// quarantine named by hdr. Haves the repository lacks are left out. Nothing
+// is compressed beyond what the pack is; nothing is held whole in memory.
+func Ship(ctx context.Context, o Opener, kind transport.Kind, peer, dir string, hdr Header, wants, haves []string) error {
+	wants = nonZero(wants)
+	if len(wants) == 0 {
+		return nil
+	}
+	haves = nonZero(haves)
+	if len(haves) > 0 {
+		missing, err := git.MissingObjects(ctx, dir, "", haves)
+		if err != nil {
+			return fmt.Errorf("ship pack to %q: %w", peer, err)
+		}
+		haves = without(haves, missing)
+	}
+	s, err := o.OpenStream(ctx, peer, kind, EncodeHeader(hdr))
+	if err != nil {
+		return fmt.Errorf("ship pack to %q: %w", peer, err)
+	}
+	if err := git.PackObjects(ctx, dir, wants, haves, s); err != nil {
+		s.Abort(err)
+		return fmt.Errorf("ship pack to %q: %w", peer, err)
+	}
+	if _, err := s.CloseAndWait(ctx); err != nil {
+		return fmt.Errorf("ship pack to %q: %w", peer, err)
+	}
+	return nil
+}
+
+func nonZero(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != git.ZeroID && id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func without(ids, drop []string) []string {
+	if len(drop) == 0 {
+		return ids
+	}
+	gone := make(map[string]bool, len(drop))
+	for _, d := range drop {
+		gone[d] = true
+	}
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !gone[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Receiver takes pack streams from peers into quarantines and remembers,
+// per transaction, how the last one ended, so a vote or a commit can wait
+// for a pack still arriving. Safe for concurrent use.
+type Receiver struct {
+	open func(ctx context.Context, project string) (dir string, err error)
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	arrivals map[string]*arrival
+}
+
+type arrival struct {
+	done chan struct{}
+	err  error
+}
+
+// ErrNoPack means no pack stream arrived for a transaction.
+var ErrNoPack = errors.New("no pack arrived for the transaction")
+
+// NewReceiver returns a receiver that finds (or creates) a project's
+// repository directory with open.
+func NewReceiver(open func(ctx context.Context, project string) (string, error), log *slog.Logger) *Receiver {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Receiver{open: open, log: log.With("component", "packsync"), arrivals: make(map[string]*arrival)}
+}
+
+// Handle is the transport.StreamHandler of pack streams: it indexes the body
+// into the quarantine of the header's transaction. A pack that fails (corrupt,
+// incomplete, cut short) leaves the quarantine as it was before it.
+func (r *Receiver) Handle(ctx context.Context, from string, header []byte, body io.Reader) ([]byte, error) {
+	h, err := DecodeHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	a := &arrival{done: make(chan struct{})}
+	r.mu.Lock()
+	prev := r.arrivals[h.Txn]
+	r.arrivals[h.Txn] = a
+	r.mu.Unlock()
+	if prev != nil {
+		<-prev.done // one pack at a time per quarantine
+	}
+	a.err = r.receive(ctx, h, body)
+	close(a.done)
+	if a.err != nil {
+		r.log.Warn("pack refused", "peer", from, "project", h.Project, "txn", h.Txn, "error", a.err)
+		return nil, a.err
+	}
+	return []byte("ok"), nil
+}
+
+func (r *Receiver) receive(ctx context.Context, h Header, body io.Reader) error {
+	dir, err := r.open(ctx, h.Project)
+	if err != nil {
+		return err
+	}
+	q, err := Create(dir, h.Txn)
+	if err != nil {
+		return err
+	}
+	if err := q.IndexPack(ctx, body); err != nil {
+		return err
+	}
+	return q.Sync()
+}
+
+// Wait waits for the pack stream of txn in progress, if any, and returns how
+// the last one ended: nil when it is in the quarantine, ErrNoPack when none
+// came.
+func (r *Receiver) Wait(ctx context.Context, txn string) error {
+	r.mu.Lock()
+	a := r.arrivals[txn]
+	r.mu.Unlock()
+	if a == nil {
+		return ErrNoPack
+	}
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Forget drops what is known of txn's pack streams.
+func (r *Receiver) Forget(txn string) {
+	r.mu.Lock()
+	delete(r.arrivals, txn)
+	r.mu.Unlock()
+}
