@@ -301,4 +301,3 @@ func (t teeHandler) WithGroup(name string) slog.Handler {
 	}
 	return out
 }
-

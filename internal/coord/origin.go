@@ -16,6 +16,7 @@ import (
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/transport"
 )
 
 // Outcomes a caller branches on.
@@ -548,7 +549,7 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() {
-			if _, err := c.cfg.Mesh.Request(ctx, p, KindCreate, encode(createMsg{Project: project})); err != nil {
+			if err := c.createAt(ctx, p, project); err != nil {
 				mu.Lock()
 				pending = append(pending, p)
 				mu.Unlock()
@@ -558,6 +559,28 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	wg.Wait()
 	sort.Strings(pending)
 	return created, pending, nil
+}
+
+// createWait is how long a project creation waits for a peer that is not
+// connected: a site that just started dials its peers within a second.
+const createWait = 3 * time.Second
+
+// createAt creates the project at peer, retrying while the peer is not
+// connected for up to createWait.
+func (c *Coordinator) createAt(ctx context.Context, peer, project string) error {
+	ctx, cancel := context.WithTimeout(ctx, createWait)
+	defer cancel()
+	for {
+		_, err := c.cfg.Mesh.Request(ctx, peer, KindCreate, encode(createMsg{Project: project}))
+		if err == nil || !errors.Is(err, transport.ErrPeerUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Holds reports whether project is placed at this site.

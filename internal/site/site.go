@@ -73,7 +73,7 @@ type Site struct {
 }
 
 // New opens everything the configuration names and binds the HTTP port.
-func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err error) {
+func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err error) {
 	cfg := live.Current()
 	log := opts.Log
 	if log == nil {
@@ -84,7 +84,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 			return nil, fmt.Errorf("site directories: %w", err)
 		}
 	}
-	s = &Site{live: live, cfg: cfg, log: log}
+	s := &Site{live: live, cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -168,7 +168,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 	extra.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	front := frontdoor.New(frontdoor.Config{
 		Site: cfg.Site.Name, Repos: s.repos, Ready: s.ready, Extra: extra, Log: log,
-		Coord: s.coord, Status: s.status,
+		Coord: s.coord, Status: s.status, Route: Route(live, s.rtt),
 	})
 	s.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
