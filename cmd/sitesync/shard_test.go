@@ -187,7 +187,7 @@ func startFrontDoor(tb testing.TB, cfgPath string, ln net.Listener) *frontDoor {
 		Site:  cfg.Site.Name,
 		Repos: repos,
 		Log:   slog.New(slog.NewTextHandler(fd.log, nil)),
-		Route: site.Route(live, nil),
+		Route: site.Route(live, nil, nil),
 	})}}
 	srv.Start()
 	tb.Cleanup(func() {

@@ -19,6 +19,27 @@ const catchUpRetry = 2 * time.Second
 // Far longer than any write waits for its decision.
 const orphanAge = 30 * time.Minute
 
+// KickCatchUp asks for a catch-up of every project soon (the placement
+// changed, say).
+func (c *Coordinator) KickCatchUp() { c.kickCatchUp() }
+
+// Serving reports whether this site serves project: it holds it, and it is
+// not a project newly placed here that is still being copied from a peer.
+func (c *Coordinator) Serving(project string) bool {
+	if !c.holds(project) {
+		return false
+	}
+	c.mu.Lock()
+	p := c.projects[project]
+	c.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.placing
+}
+
 func (c *Coordinator) kickCatchUp() {
 	select {
 	case c.kick <- struct{}{}:
@@ -77,10 +98,13 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		}
 		for _, p := range m.Projects {
 			if c.holds(p) && !slices.Contains(names, p) {
+				// Newly placed here: requests go to a site that has it
+				// until the copy is complete.
+				c.project(p).setPlacing(true)
 				if _, err := c.cfg.Repos.Root().Create(ctx, p); err != nil {
 					return err
 				}
-				c.log.Info("created a project found at a peer", "project", p, "peer", st.Name)
+				c.log.Info("copying a project placed here from a peer", "project", p, "peer", st.Name)
 				names = append(names, p)
 			}
 		}
@@ -92,6 +116,8 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		}
 		if err := c.catchUpProject(ctx, name, nil); err != nil {
 			errs = append(errs, err)
+		} else if c.project(name).setPlacing(false) {
+			c.log.Info("serving a project newly placed here", "project", name)
 		}
 		c.dropOrphans(name)
 	}

@@ -544,6 +544,9 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	if err != nil {
 		return false, nil, err
 	}
+	if err := c.catchUpProject(ctx, project, nil); err != nil {
+		return created, nil, err
+	}
 	peers := c.peersOf(c.policy(project))
 	var mu sync.Mutex
 	var wg sync.WaitGroup

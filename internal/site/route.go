@@ -1,6 +1,7 @@
 package site
 
 import (
+	"slices"
 	"time"
 
 	"github.com/sitesync/sitesync/config"
@@ -12,12 +13,24 @@ import (
 // configuration on every request, so a reloaded shard rule applies to the
 // next request. rtt may be nil (no measurements: the rule's site order
 // decides).
-func Route(live *config.Live, rtt shard.RTT) func(project string) (base string, redirect bool) {
+//
+// serving, when not nil, says whether this site serves a project it holds:
+// a site newly placed on a project catches up first, and until then its
+// requests go to the nearest other placement site.
+func Route(live *config.Live, rtt shard.RTT, serving func(project string) bool) func(project string) (base string, redirect bool) {
 	return func(project string) (string, bool) {
 		cfg := live.Current()
-		site, redirect := shard.Route(cfg.ShardMap(), cfg.Site.Name, project, rtt)
+		m := cfg.ShardMap()
+		site, redirect := shard.Route(m, cfg.Site.Name, project, rtt)
 		if !redirect {
-			return "", false
+			if serving == nil || serving(project) {
+				return "", false
+			}
+			others := slices.DeleteFunc(m.Placement(project), func(s string) bool { return s == cfg.Site.Name })
+			if len(others) == 0 {
+				return "", false
+			}
+			site = shard.Nearest(others, rtt)
 		}
 		url, _ := cfg.SiteURL(site)
 		return url, true

@@ -168,7 +168,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 	extra.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	front := frontdoor.New(frontdoor.Config{
 		Site: cfg.Site.Name, Repos: s.repos, Ready: s.ready, Extra: extra, Log: log,
-		Coord: s.coord, Status: s.status, Route: Route(live, s.rtt),
+		Coord: s.coord, Status: s.status, Route: Route(live, s.rtt, s.coord.Serving),
 	})
 	s.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -231,6 +231,19 @@ func (s *Site) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.hooks.Run(ctx) })
 	g.Go(func() error { return s.coord.Run(ctx) })
+	g.Go(func() error {
+		// A new placement may add projects to this site: catch up now.
+		changes, cancel := s.live.Subscribe()
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changes:
+				s.coord.KickCatchUp()
+			}
+		}
+	})
 	g.Go(func() error {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
