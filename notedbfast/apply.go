@@ -1,0 +1,340 @@
+package notedbfast
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitesync/sitesync/internal/git"
+)
+
+// ErrMissingObjects is the outcome of a delta that refers to objects
+// neither in the delta nor in the repository (typically the parent of a
+// meta commit the peer missed); the error is a *MissingError naming them.
+var ErrMissingObjects = errors.New("objects missing")
+
+// MissingError names the objects a delta needs that the repository lacks.
+// The caller asks the sender for Chain(IDs, what the peer has) or falls
+// back to a pack.
+type MissingError struct {
+	IDs []string
+}
+
+func (e *MissingError) Error() string {
+	ids := e.IDs
+	more := ""
+	if len(ids) > 5 {
+		ids, more = ids[:5], fmt.Sprintf(" and %d more", len(e.IDs)-5)
+	}
+	return fmt.Sprintf("objects missing: %s%s", strings.Join(ids, ", "), more)
+}
+
+// Is makes errors.Is(err, ErrMissingObjects) true.
+func (e *MissingError) Is(target error) bool { return target == ErrMissingObjects }
+
+// Applier writes the objects of deltas into repositories at a peer. It does
+// not move refs: the caller does that, in refdb version order, with the
+// delta's Updates, after Apply returned nil for that delta.
+//
+// Apply checks, before writing anything, that every object hashes to its
+// id and is well formed, and that everything each object and each new ref
+// value refers to is in the delta, in an earlier delta of the batch, or in
+// the repository. Objects are then written as loose objects: zlib, a
+// temporary file in objects/xx, fsync, rename, fsync of each directory
+// touched, so an object is durable before Apply returns. A refused delta
+// writes nothing; an I/O failure removes what the call wrote.
+//
+// Safe for concurrent use. Close ends the cat-file processes it keeps.
+type Applier struct {
+	metrics *Metrics
+
+	mu   sync.Mutex
+	cats map[string]*git.CatFile // repo dir -> long-lived reader
+}
+
+// maxCatFiles bounds the cat-file processes an Applier keeps; past it they
+// are all closed and started again on use.
+const maxCatFiles = 64
+
+// NewApplier returns an applier; m may be nil.
+func NewApplier(m *Metrics) *Applier {
+	return &Applier{metrics: m, cats: map[string]*git.CatFile{}}
+}
+
+// Close ends every process the applier started.
+func (a *Applier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for dir, c := range a.cats {
+		errs = append(errs, c.Close())
+		delete(a.cats, dir)
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Applier) catFile(dir string) *git.CatFile {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.cats[dir]; ok {
+		return c
+	}
+	if len(a.cats) >= maxCatFiles {
+		for d, c := range a.cats {
+			_ = c.Close()
+			delete(a.cats, d)
+		}
+	}
+	c := git.NewCatFile(dir)
+	a.cats[dir] = c
+	return c
+}
+
+// Apply writes one delta's objects into the bare repository at repoDir.
+func (a *Applier) Apply(ctx context.Context, repoDir string, d Delta) error {
+	return a.ApplyBatch(ctx, repoDir, []Delta{d})[0]
+}
+
+// ApplyBatch writes the objects of deltas of one repository with one round
+// of fsyncs (group commit) and returns one result per delta: nil, a
+// *BadHashError, an ErrBadObject, a *MissingError, or an I/O error. A
+// delta may use objects of an earlier delta of the batch that succeeded.
+func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []error {
+	start := time.Now()
+	defer func() { a.metrics.observeApply(time.Since(start)) }()
+	errs := make([]error, len(ds))
+	objDir := filepath.Join(repoDir, "objects")
+	if _, err := os.Stat(objDir); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("apply delta: %w", err)
+		}
+		return errs
+	}
+	cat := a.catFile(repoDir)
+	present := map[string]bool{} // answers from the repository, this call
+	has := func(id string) (bool, error) {
+		if v, ok := present[id]; ok {
+			return v, nil
+		}
+		ok, err := hasObject(ctx, cat, objDir, id)
+		if err != nil {
+			return false, err
+		}
+		present[id] = ok
+		return ok, nil
+	}
+	pending := map[string]bool{} // accepted in this batch, to write
+	var toWrite []Object
+	var accepted []int
+	for i, d := range ds {
+		objs, err := check(d, pending, has)
+		if err != nil {
+			errs[i] = fmt.Errorf("apply delta %s of %q: %w", d.Txn, d.Project, err)
+			continue
+		}
+		for _, o := range objs {
+			pending[o.ID] = true
+		}
+		toWrite = append(toWrite, objs...)
+		accepted = append(accepted, i)
+	}
+	if err := writeLoose(objDir, toWrite); err != nil {
+		for _, i := range accepted {
+			errs[i] = fmt.Errorf("apply delta %s of %q: %w", ds[i].Txn, ds[i].Project, err)
+		}
+	}
+	return errs
+}
+
+// check verifies one delta against the repository and the objects accepted
+// so far, and returns the objects it must write (those not yet present).
+func check(d Delta, pending map[string]bool, has func(string) (bool, error)) ([]Object, error) {
+	inDelta := make(map[string]bool, len(d.Objects))
+	var need []string
+	for _, o := range d.Objects {
+		links, err := Verify(o)
+		if err != nil {
+			return nil, err
+		}
+		inDelta[o.ID] = true
+		need = append(need, links...)
+	}
+	for _, u := range d.Updates {
+		if err := checkRef(u.Ref); err != nil {
+			return nil, err
+		}
+		if !isID(u.Old) || !isID(u.New) {
+			return nil, fmt.Errorf("ref %s: invalid update %q -> %q", u.Ref, u.Old, u.New)
+		}
+		if u.New != ZeroID {
+			need = append(need, u.New)
+		}
+	}
+	missingSet := map[string]bool{}
+	objs := d.Objects
+	for _, id := range need {
+		if inDelta[id] || pending[id] || missingSet[id] {
+			continue
+		}
+		ok, err := has(id)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case ok:
+		case id == emptyTree:
+			// Referred to but not stored here (git answers for it anyway,
+			// fsck does not): store it, it needs no sender.
+			inDelta[id] = true
+			objs = append([]Object{{Type: Tree, ID: emptyTree, Data: []byte{}}}, objs...)
+		default:
+			missingSet[id] = true
+		}
+	}
+	if len(missingSet) > 0 {
+		ids := make([]string, 0, len(missingSet))
+		for id := range missingSet {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		return nil, &MissingError{IDs: ids}
+	}
+	var out []Object
+	written := map[string]bool{}
+	for _, o := range objs {
+		if pending[o.ID] || written[o.ID] {
+			continue
+		}
+		written[o.ID] = true
+		ok, err := has(o.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// emptyTree is answered by git even where it is not stored, so only its
+// loose file counts as present: a peer stores it so fsck finds it.
+const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+func loosePath(objDir, id string) string { return filepath.Join(objDir, id[:2], id[2:]) }
+
+// hasObject reports whether the repository stores id: a loose file, or
+// (asked of the long-lived cat-file) in a pack or an alternate.
+func hasObject(ctx context.Context, cat *git.CatFile, objDir, id string) (bool, error) {
+	if _, err := os.Stat(loosePath(objDir, id)); err == nil {
+		return true, nil
+	}
+	if id == emptyTree {
+		return false, nil
+	}
+	_, _, err := cat.Info(ctx, id)
+	if errors.Is(err, git.ErrObjectMissing) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// writeLoose stores objs as loose objects, durably: every file is written
+// and fsynced under a temporary name, then renamed into place, then every
+// directory touched is fsynced. On error it removes what it created.
+func writeLoose(objDir string, objs []Object) (err error) {
+	if len(objs) == 0 {
+		return nil
+	}
+	var temps, finals, newDirs []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, p := range temps {
+			_ = os.Remove(p)
+		}
+		for _, p := range finals {
+			_ = os.Remove(p)
+		}
+		for _, d := range newDirs {
+			_ = os.Remove(d) // only if empty
+		}
+	}()
+	dirs := map[string]bool{}
+	type move struct{ from, to string }
+	var moves []move
+	var zbuf bytes.Buffer
+	for _, o := range objs {
+		dir := filepath.Join(objDir, o.ID[:2])
+		if _, seen := dirs[dir]; !seen {
+			dirs[dir] = true
+			if err := os.Mkdir(dir, 0o755); err == nil {
+				newDirs = append(newDirs, dir)
+			} else if !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("write object %s: %w", o.ID, err)
+			}
+		}
+		zbuf.Reset()
+		// Loose objects favour speed, as git's core.looseCompression does.
+		z, _ := zlib.NewWriterLevel(&zbuf, zlib.BestSpeed)
+		z.Write(header(o.Type, len(o.Data)))
+		z.Write(o.Data)
+		if err := z.Close(); err != nil {
+			return fmt.Errorf("write object %s: %w", o.ID, err)
+		}
+		f, err := os.CreateTemp(dir, "tmp_obj_")
+		if err != nil {
+			return fmt.Errorf("write object %s: %w", o.ID, err)
+		}
+		temps = append(temps, f.Name())
+		_, err = f.Write(zbuf.Bytes())
+		if err == nil {
+			err = f.Chmod(0o444)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write object %s: %w", o.ID, err)
+		}
+		moves = append(moves, move{f.Name(), loosePath(objDir, o.ID)})
+	}
+	for _, m := range moves {
+		if _, err := os.Stat(m.to); err == nil {
+			continue // another writer stored it meanwhile: same bytes
+		}
+		if err := os.Rename(m.from, m.to); err != nil {
+			return fmt.Errorf("store object %s: %w", filepath.Base(m.to), err)
+		}
+		finals = append(finals, m.to)
+	}
+	for _, p := range temps {
+		_ = os.Remove(p) // left only where the object already existed
+	}
+	for dir := range dirs {
+		if err := git.Fsync(dir); err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
+	}
+	if len(newDirs) > 0 {
+		if err := git.Fsync(objDir); err != nil {
+			return fmt.Errorf("sync %s: %w", objDir, err)
+		}
+	}
+	return nil
+}
