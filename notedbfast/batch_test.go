@@ -90,7 +90,12 @@ func TestBatcherBytesAndInFlight(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, w := range []string{"aaaaaa", "bbbbbb", "cccc", "dddddd", "ee"} {
 		wg.Add(1)
-		go func() { defer wg.Done(); v, err := b.Submit(t.Context(), w); require.NoError(t, err); require.Equal(t, w, v) }()
+		go func() {
+			defer wg.Done()
+			v, err := b.Submit(t.Context(), w)
+			require.NoError(t, err)
+			require.Equal(t, w, v)
+		}()
 		time.Sleep(5 * time.Millisecond) // order the submissions; not an assertion
 	}
 	require.Eventually(t, func() bool { return inFlight.Load() == 2 }, 5*time.Second, time.Millisecond)

@@ -37,15 +37,25 @@ func toObjects(tb testing.TB, w gittest.NoteDbWrite) []Object {
 // genDeltas returns the NoteDb-only writes of a generated history as deltas.
 func genDeltas(tb testing.TB, s gittest.NoteDbShape) []Delta {
 	tb.Helper()
+	ds, _ := genHistory(tb, s)
+	return ds
+}
+
+// genHistory returns the NoteDb-only writes of a generated history as
+// deltas, and the objects of the other writes (which go as packs).
+func genHistory(tb testing.TB, s gittest.NoteDbShape) ([]Delta, []gittest.GitObject) {
+	tb.Helper()
 	var ds []Delta
+	var other []gittest.GitObject
 	for i, w := range gittest.NoteDbWrites(s) {
 		if !w.NoteDbOnly() {
+			other = append(other, w.Objects...)
 			continue
 		}
 		ds = append(ds, Delta{Project: "plugins/example", Txn: "txn-" + strings.Repeat("0", 4) + string(rune('a'+i%26)),
 			Objects: toObjects(tb, w), Updates: toUpdates(w)})
 	}
-	return ds
+	return ds, other
 }
 
 func newBare(tb testing.TB, e *gittest.GitEnv) string {

@@ -2,6 +2,8 @@ package notedbfast
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,6 +67,52 @@ func TestReplicateGeneratedHistory(t *testing.T) {
 	require.Equal(t, e.Refs(t, origin), e.Refs(t, peer))
 	e.Run(t, peer, "fsck", "--strict", "--no-dangling")
 	t.Logf("%d writes: %d deltas, %d packs", len(writes), deltas, packs)
+}
+
+// TestReplicateBatched replays the same kind of history with runs of
+// consecutive NoteDb writes coalesced into one frame and one ApplyBatch (as
+// group commit does), through each way of storing objects.
+func TestReplicateBatched(t *testing.T) {
+	e := gittest.Env(t)
+	ctx := ctxT(t)
+	origin, writes := gittest.GenerateNoteDb(t, e, gittest.NoteDbShape{Changes: 10, Events: 12, Seed: 8})
+	for _, store := range []Store{StoreAuto, StoreLoose, StorePack} {
+		t.Run(fmt.Sprint(store), func(t *testing.T) {
+			peer := newBare(t, e)
+			ap := NewApplierStore(nil, store)
+			t.Cleanup(func() { ap.Close() })
+			var run []Delta
+			maxRun := 0
+			flush := func() {
+				if len(run) == 0 {
+					return
+				}
+				frame, err := Encode(run...)
+				require.NoError(t, err)
+				ds, err := Decode(frame, Limits{})
+				require.NoError(t, err)
+				require.NoError(t, errors.Join(ap.ApplyBatch(ctx, peer, ds)...))
+				for _, d := range ds {
+					moveRefs(t, e, peer, d.Updates)
+				}
+				maxRun = max(maxRun, len(run))
+				run = nil
+			}
+			for i, w := range writes {
+				if w.NoteDbOnly() {
+					run = append(run, Delta{Project: "p", Txn: fmt.Sprint(i), Objects: toObjects(t, w), Updates: toUpdates(w)})
+					continue
+				}
+				flush()
+				e.RunInput(t, peer, gittest.WritePack(w.Objects), "index-pack", "--stdin", "--strict")
+				moveRefs(t, e, peer, toUpdates(w))
+			}
+			flush()
+			require.Equal(t, e.Refs(t, origin), e.Refs(t, peer))
+			e.Run(t, peer, "fsck", "--strict", "--no-dangling")
+			require.Greater(t, maxRun, 8)
+		})
+	}
 }
 
 func ids(objs []Object) []string {

@@ -30,7 +30,7 @@ func main() {
 	size := flag.Int("size", 32<<10, "dictionary size in bytes")
 	flag.Parse()
 	var samples [][]byte
-	for seed := uint64(1000); seed < 1040; seed++ {
+	for seed := uint64(1000); seed < 1024; seed++ {
 		sum := sha256.Sum256(fmt.Appendf(nil, "server-%d", seed))
 		server := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
 		writes := gittest.NoteDbWrites(gittest.NoteDbShape{
@@ -59,7 +59,7 @@ func main() {
 		}
 	}
 	d, err := dict.BuildZstdDict(samples, dict.Options{
-		MaxDictSize: *size, HashBytes: 6, ZstdDictID: dictID, ZstdLevel: zstd.SpeedBestCompression,
+		MaxDictSize: *size, HashBytes: 6, ZstdDictID: dictID, ZstdLevel: zstd.SpeedBetterCompression,
 	})
 	if err != nil {
 		log.Fatal(err)
