@@ -192,3 +192,35 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPayload reaches the payload parser directly (compressed mutations
+// rarely decompress): it never panics, bounds its allocations, and what it
+// accepts marshals back to the same bytes.
+func FuzzPayload(f *testing.F) {
+	ds := genDeltas(f, gittest.NoteDbShape{Changes: 2, Events: 4, Seed: 6})
+	for i := range ds {
+		p, err := Payload(ds[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p)
+	}
+	all, _ := Payload(ds...)
+	f.Add(all)
+	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := unmarshal(b, lim)
+		if err != nil {
+			return
+		}
+		p, err := marshal(got)
+		if err != nil {
+			t.Fatalf("accepted payload does not marshal: %v", err)
+		}
+		again, err := unmarshal(p, lim)
+		if err != nil {
+			t.Fatalf("re-marshalled payload does not parse: %v", err)
+		}
+		require.Equal(t, normalize(got), normalize(again))
+	})
+}
