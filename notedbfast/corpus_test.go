@@ -70,6 +70,9 @@ func TestCorpusReplay(t *testing.T) {
 	require.NoError(t, err)
 
 	var ratios []float64
+	var batch []Delta
+	batchedFrames := 0
+	const batchSize = 16 // a loaded site's group commit
 	var raw, framed, framedPlain, updates, packs int
 	for _, ref := range metas {
 		out := e.Run(t, origin, "rev-list", "--reverse", "--first-parent", ref)
@@ -98,6 +101,12 @@ func TestCorpusReplay(t *testing.T) {
 				framed += len(frame)
 				framedPlain += len(fp)
 				ratios = append(ratios, float64(len(frame))/float64(c.Bytes))
+				if batch = append(batch, d); len(batch) == batchSize {
+					f, err := Encode(batch...)
+					require.NoError(t, err)
+					batchedFrames += len(f)
+					batch = nil
+				}
 				ds, err := Decode(frame, Limits{})
 				require.NoError(t, err)
 				require.NoError(t, ap.Apply(ctx, peer, ds[0]), "%s at %s", ref, id)
@@ -111,8 +120,13 @@ func TestCorpusReplay(t *testing.T) {
 		require.Equal(t, refs[ref], strings.TrimSpace(e.Run(t, peer, "rev-parse", ref)))
 	}
 	e.Run(t, peer, "fsck", "--strict", "--connectivity-only")
+	for _, d := range batch {
+		f, err := Encode(d)
+		require.NoError(t, err)
+		batchedFrames += len(f)
+	}
 	sort.Float64s(ratios)
-	t.Logf("%d changes, %d meta updates (%d over max_bytes went as packs); delta object bytes %d -> %d framed with dictionary (%.3f), %d without (%.3f); median frame/raw %.3f, p90 %.3f",
+	t.Logf("%d changes, %d meta updates (%d over max_bytes went as packs); delta object bytes %d -> %d framed with dictionary (%.3f), %d without (%.3f); median frame/raw %.3f, p90 %.3f; in frames of %d updates %d (%.3f)",
 		len(metas), updates, packs, raw, framed, float64(framed)/float64(raw), framedPlain, float64(framedPlain)/float64(raw),
-		ratios[len(ratios)/2], ratios[len(ratios)*9/10])
+		ratios[len(ratios)/2], ratios[len(ratios)*9/10], batchSize, batchedFrames, float64(batchedFrames)/float64(raw))
 }
