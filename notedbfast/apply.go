@@ -51,10 +51,11 @@ func (e *MissingError) Is(target error) bool { return target == ErrMissingObject
 // Apply checks, before writing anything, that every object hashes to its
 // id and is well formed, and that everything each object and each new ref
 // value refers to is in the delta, in an earlier delta of the batch, or in
-// the repository. Objects are then written as loose objects: zlib, a
-// temporary file in objects/xx, fsync, rename, fsync of each directory
-// touched, so an object is durable before Apply returns. A refused delta
-// writes nothing; an I/O failure removes what the call wrote.
+// the repository. Objects are then written durably before Apply returns:
+// loose objects from Go (zlib, temporary file, fsync, rename, fsync of the
+// directories) for a small batch, one pack through index-pack for a large
+// one (see Store). A refused delta writes nothing; an I/O failure removes
+// what the call wrote.
 //
 // Safe for concurrent use. Close ends the cat-file processes it keeps.
 type Applier struct {
@@ -62,11 +63,16 @@ type Applier struct {
 	store   Store
 
 	mu   sync.Mutex
-	cats map[string]*git.CatFile // repo dir -> long-lived reader
+	cats map[string]*catEntry // repo dir -> long-lived reader
 }
 
-// maxCatFiles bounds the cat-file processes an Applier keeps; past it they
-// are all closed and started again on use.
+type catEntry struct {
+	c     *git.CatFile
+	users int // calls using c now; only an unused reader is closed
+}
+
+// maxCatFiles bounds the idle cat-file processes an Applier keeps; past it
+// the idle ones are closed and started again on use.
 const maxCatFiles = 64
 
 // Store is how an Applier writes objects.
@@ -108,36 +114,46 @@ func NewApplier(m *Metrics) *Applier {
 
 // NewApplierStore returns an applier writing with store; m may be nil.
 func NewApplierStore(m *Metrics, store Store) *Applier {
-	return &Applier{metrics: m, store: store, cats: map[string]*git.CatFile{}}
+	return &Applier{metrics: m, store: store, cats: map[string]*catEntry{}}
 }
 
-// Close ends every process the applier started.
+// Close ends every process the applier started. Call it after the last
+// Apply has returned.
 func (a *Applier) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
-	for dir, c := range a.cats {
-		errs = append(errs, c.Close())
+	for dir, e := range a.cats {
+		errs = append(errs, e.c.Close())
 		delete(a.cats, dir)
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Applier) catFile(dir string) *git.CatFile {
+// catFile returns the reader of the repository at dir and a function to
+// call when done with it.
+func (a *Applier) catFile(dir string) (*git.CatFile, func()) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c, ok := a.cats[dir]; ok {
-		return c
-	}
-	if len(a.cats) >= maxCatFiles {
-		for d, c := range a.cats {
-			_ = c.Close()
-			delete(a.cats, d)
+	e, ok := a.cats[dir]
+	if !ok {
+		if len(a.cats) >= maxCatFiles {
+			for d, old := range a.cats {
+				if old.users == 0 {
+					_ = old.c.Close()
+					delete(a.cats, d)
+				}
+			}
 		}
+		e = &catEntry{c: git.NewCatFile(dir)}
+		a.cats[dir] = e
 	}
-	c := git.NewCatFile(dir)
-	a.cats[dir] = c
-	return c
+	e.users++
+	return e.c, func() {
+		a.mu.Lock()
+		e.users--
+		a.mu.Unlock()
+	}
 }
 
 // Apply writes one delta's objects into the bare repository at repoDir.
@@ -160,7 +176,8 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 		}
 		return errs
 	}
-	cat := a.catFile(repoDir)
+	cat, release := a.catFile(repoDir)
+	defer release()
 	present := map[string]bool{} // answers from the repository, this call
 	has := func(id string) (bool, error) {
 		if v, ok := present[id]; ok {

@@ -15,7 +15,8 @@
 // At a peer, Decode reads a frame under Limits (hostile input: bounded
 // memory, a clear error, never a panic), and an Applier checks every
 // object's hash and form and that everything it refers to is present, then
-// writes the objects durably as loose objects. A delta whose parents are
+// writes the objects durably: loose objects written from Go for a small
+// batch, one pack through index-pack for a large one. A delta whose parents are
 // missing gets a *MissingError naming them; the sender answers with Chain
 // (objects back to a commit the peer has, bounded) or falls back to a pack.
 //
