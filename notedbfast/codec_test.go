@@ -1,0 +1,226 @@
+package notedbfast
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/gittest"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	ds := genDeltas(t, gittest.NoteDbShape{Changes: 3, Events: 5, Seed: 11})
+	plain, err := NewCodec(nil, nil)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		ds   []Delta
+	}{
+		{"one", ds[:1]},
+		{"batch", ds},
+		{"delete only", []Delta{{Project: "All-Users", Updates: []Update{{Ref: "refs/users/01/1", Old: ds[0].Updates[0].New, New: ZeroID}}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, enc := range []func(...Delta) ([]byte, error){Encode, plain.Encode} {
+				frame, err := enc(tc.ds...)
+				require.NoError(t, err)
+				got, err := Decode(frame, Limits{})
+				require.NoError(t, err)
+				require.Equal(t, normalize(tc.ds), normalize(got))
+			}
+		})
+	}
+}
+
+// normalize makes nil and empty slices equal for comparison.
+func normalize(ds []Delta) []Delta {
+	out := make([]Delta, len(ds))
+	for i, d := range ds {
+		if len(d.Objects) == 0 {
+			d.Objects = nil
+		}
+		if len(d.Updates) == 0 {
+			d.Updates = nil
+		}
+		for j := range d.Objects {
+			if len(d.Objects[j].Data) == 0 {
+				d.Objects[j].Data = []byte{}
+			}
+		}
+		out[i] = d
+	}
+	return out
+}
+
+func TestDecodeLimits(t *testing.T) {
+	ds := genDeltas(t, gittest.NoteDbShape{Changes: 3, Events: 5, Seed: 12})
+	frame, err := Encode(ds...)
+	require.NoError(t, err)
+	objs, ups := 0, 0
+	for _, d := range ds {
+		objs += len(d.Objects)
+		ups += len(d.Updates)
+	}
+	huge := append([]byte("sndb\x01"), binary.AppendUvarint(nil, 1<<40)...)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		lim   Limits
+		msg   string
+	}{
+		{"bytes", frame, Limits{MaxBytes: 100}, "exceeds the limit of 100"},
+		{"deltas", frame, Limits{MaxDeltas: len(ds) - 1}, "deltas exceed the limit"},
+		{"objects", frame, Limits{MaxObjects: objs - 1}, "objects exceed the limit"},
+		{"updates", frame, Limits{MaxUpdates: ups - 1}, "updates exceed the limit"},
+		{"declared size", huge, Limits{}, "exceeds the limit"},
+		{"not a frame", []byte("PACK\x00\x00\x00\x02"), Limits{}, "not a delta frame"},
+		{"empty", nil, Limits{}, "not a delta frame"},
+		{"garbage body", append(frame[:6:6], bytes.Repeat([]byte{0x55}, 40)...), Limits{}, "decompress"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(tc.frame, tc.lim)
+			require.ErrorIs(t, err, ErrFrame)
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestEncodeRefuses(t *testing.T) {
+	id := Hash(Blob, nil)
+	for _, tc := range []struct {
+		name string
+		d    Delta
+		msg  string
+	}{
+		{"bad ref", Delta{Project: "p", Updates: []Update{{Ref: "refs/x y", Old: ZeroID, New: id}}}, "invalid ref name"},
+		{"not under refs", Delta{Project: "p", Updates: []Update{{Ref: "HEAD", Old: ZeroID, New: id}}}, "invalid ref name"},
+		{"bad id", Delta{Project: "p", Updates: []Update{{Ref: "refs/x", Old: "abc", New: id}}}, "invalid object id"},
+		{"bad type", Delta{Project: "p", Objects: []Object{{Type: 9, ID: id}}}, "unknown type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Encode(tc.d)
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	tree := Object{Type: Tree, ID: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Data: []byte{}}
+	commit := func(s string) Object { return Object{Type: Commit, ID: Hash(Commit, []byte(s)), Data: []byte(s)} }
+	good := "tree " + tree.ID + "\nparent " + tree.ID + "\nauthor A <a@x> 1 +0000\ncommitter C <c@x> 2 -0130\n\nmsg\n"
+	entry := func(mode, name string) string { return mode + " " + name + "\x00" + string(make([]byte, 20)) }
+	treeObj := func(s string) Object { return Object{Type: Tree, ID: Hash(Tree, []byte(s)), Data: []byte(s)} }
+	for _, tc := range []struct {
+		name  string
+		o     Object
+		links int
+		msg   string
+	}{
+		{"empty tree", tree, 0, ""},
+		{"commit", commit(good), 2, ""},
+		{"bad hash", Object{Type: Blob, ID: tree.ID, Data: []byte("x")}, 0, "content hashes to"},
+		{"no author", commit("tree " + tree.ID + "\ncommitter C <c@x> 2 +0000\n"), 0, "missing author"},
+		{"bad date", commit("tree " + tree.ID + "\nauthor A <a@x> 01 +0000\ncommitter C <c@x> 2 +0000\n"), 0, "bad date"},
+		{"bad zone", commit("tree " + tree.ID + "\nauthor A <a@x> 1 0000\ncommitter C <c@x> 2 +0000\n"), 0, "bad time zone"},
+		{"tree", treeObj(entry("100644", "a") + entry("40000", "b")), 1, ""},
+		{"tree gitlink", treeObj(entry("160000", "m")), 0, ""},
+		{"tree order", treeObj(entry("100644", "b") + entry("100644", "a")), 0, "out of order"},
+		{"tree dup", treeObj(entry("100644", "a") + entry("100644", "a")), 0, "out of order"},
+		{"tree .git", treeObj(entry("40000", ".GIT")), 0, "forbidden"},
+		{"tree mode", treeObj(entry("100664", "a")), 0, "bad mode"},
+		{"tree truncated", treeObj(entry("100644", "a")[:10]), 0, "truncated"},
+		{"tag", Object{Type: Tag, ID: Hash(Tag, []byte("object "+tree.ID+"\ntype tree\ntag v1\ntagger T <t@x> 5 +0000\n\nm\n")),
+			Data: []byte("object " + tree.ID + "\ntype tree\ntag v1\ntagger T <t@x> 5 +0000\n\nm\n")}, 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			links, err := Verify(tc.o)
+			if tc.msg != "" {
+				require.ErrorContains(t, err, tc.msg)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, links, tc.links)
+		})
+	}
+}
+
+// FuzzDecode: Decode never panics and bounds its work; whatever it accepts
+// encodes back to an equal frame payload (round trip).
+func FuzzDecode(f *testing.F) {
+	ds := genDeltas(f, gittest.NoteDbShape{Changes: 2, Events: 4, Seed: 5})
+	plain, err := NewCodec(nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range ds {
+		frame, err := Encode(ds[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame)
+		frame, _ = plain.Encode(ds[i])
+		f.Add(frame)
+	}
+	all, _ := Encode(ds...)
+	f.Add(all)
+	f.Add([]byte("sndb\x01\x00"))
+	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Decode(b, lim)
+		if err != nil {
+			return
+		}
+		frame, err := Encode(got...)
+		if err != nil {
+			t.Fatalf("decoded deltas do not encode: %v", err)
+		}
+		again, err := Decode(frame, lim)
+		if err != nil {
+			t.Fatalf("re-encoded frame does not decode: %v", err)
+		}
+		p1, _ := Payload(got...)
+		p2, _ := Payload(again...)
+		if !bytes.Equal(p1, p2) {
+			t.Fatal("round trip changed the payload")
+		}
+		for _, d := range got {
+			for _, o := range d.Objects {
+				_, _ = Verify(o) // must not panic on any content
+			}
+		}
+	})
+}
+
+// FuzzPayload reaches the payload parser directly (compressed mutations
+// rarely decompress): it never panics, bounds its allocations, and what it
+// accepts marshals back to the same bytes.
+func FuzzPayload(f *testing.F) {
+	ds := genDeltas(f, gittest.NoteDbShape{Changes: 2, Events: 4, Seed: 6})
+	for i := range ds {
+		p, err := Payload(ds[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p)
+	}
+	all, _ := Payload(ds...)
+	f.Add(all)
+	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := unmarshal(b, lim)
+		if err != nil {
+			return
+		}
+		p, err := marshal(got)
+		if err != nil {
+			t.Fatalf("accepted payload does not marshal: %v", err)
+		}
+		again, err := unmarshal(p, lim)
+		if err != nil {
+			t.Fatalf("re-marshalled payload does not parse: %v", err)
+		}
+		require.Equal(t, normalize(got), normalize(again))
+	})
+}

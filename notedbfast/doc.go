@@ -1,0 +1,31 @@
+// Package notedbfast is the NoteDb fast path (DESIGN.md §5): small writes
+// whose refs are all Gerrit NoteDb refs travel to peer sites as one compact
+// delta instead of a pack.
+//
+// At the origin, a Classifier decides the path of a write: every ref must
+// match the NoteDb patterns (notedb.refs) and the objects reachable from the
+// new values and not from the old ones must total at most notedb.max_bytes;
+// it returns those objects, read through one long-lived cat-file process,
+// in dependency order. A Codec encodes one or more writes (Delta) as one
+// versioned frame: raw objects and ref updates, zstd-compressed with a
+// dictionary trained on generated NoteDb text (internal/gendict, embedded).
+// A Batcher coalesces concurrent writes (group commit) into one flush while
+// an earlier one is in flight, each write keeping its own result.
+//
+// At a peer, Decode reads a frame under Limits (hostile input: bounded
+// memory, a clear error, never a panic), and an Applier checks every
+// object's hash and form and that everything it refers to is present, then
+// writes the objects durably: loose objects written from Go for a small
+// batch, one pack through index-pack for a large one. A delta whose parents are
+// missing gets a *MissingError naming them; the sender answers with Chain
+// (objects back to a commit the peer has, bounded) or falls back to a pack.
+//
+// Invariants: an object is written only after its hash and every object it
+// refers to were checked, so the peer's object store stays connected; a
+// refused delta writes nothing; refs are not moved here — the caller moves
+// them, in refdb version order, only after Apply succeeded (objects before
+// refs).
+//
+// Concurrency: Codec, Classifier, Applier and Batcher are safe for
+// concurrent use. Encode, Decode, Verify and Links are pure.
+package notedbfast
