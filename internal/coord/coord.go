@@ -63,6 +63,9 @@ type Config struct {
 	Reg prometheus.Registerer
 	// Fault names a test-only crash point; "" in production. See faults.go.
 	Fault string
+	// NoteDB turns on the NoteDb fast path of Write (notedb.go); nil: every
+	// local write ships a pack. Peers apply delta messages either way.
+	NoteDB *NoteDBConfig
 }
 
 // Timing constants.
@@ -97,6 +100,7 @@ type Coordinator struct {
 	prepared *journal.Journal // writes this site prepared as a peer
 	outbound *journal.Journal // decided writes not yet delivered to every peer
 	metrics  *metrics
+	nd       *noteDB // the NoteDb fast path (notedb.go)
 
 	mu       sync.Mutex
 	projects map[string]*project
@@ -142,6 +146,9 @@ func New(cfg Config) (*Coordinator, error) {
 		kick:     make(chan struct{}, 1),
 		bgCtx:    context.Background(),
 	}
+	if c.nd, err = newNoteDB(cfg.NoteDB, cfg.Reg); err != nil {
+		return nil, err
+	}
 	c.recv = packsync.NewReceiver(c.openForPeer, cfg.Log)
 	cfg.Mesh.HandleStream(KindPack, c.recv.Handle)
 	cfg.Mesh.Handle(KindPrepare, c.handlePrepare)
@@ -150,6 +157,8 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.Mesh.Handle(KindFetch, c.handleFetch)
 	cfg.Mesh.Handle(KindCreate, c.handleCreate)
 	cfg.Mesh.Handle(KindProjects, c.handleProjects)
+	cfg.Mesh.Handle(KindPrepareDelta, c.handlePrepareDelta)
+	cfg.Mesh.Handle(KindCommitDelta, c.handleCommitDelta)
 	return c, nil
 }
 
@@ -165,6 +174,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
+		c.nd.close() // its flushes may still start background work
 		c.bg.Wait()
 	}()
 	events, cancel := c.cfg.Mesh.Subscribe()

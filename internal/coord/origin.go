@@ -497,6 +497,9 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 	if err := c.check(ups); err != nil {
 		return Result{}, err
 	}
+	if res, fast, err := c.writeNoteDB(ctx, project, repo, ups); fast {
+		return res, err // the NoteDb fast path (notedb.go)
+	}
 	var news []string
 	for _, u := range ups {
 		if u.New != git.ZeroID {

@@ -158,6 +158,10 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		Log:     log,
 		Reg:     reg,
 		Fault:   fault,
+		NoteDB: &coord.NoteDBConfig{
+			Match:    func(ref string) bool { return s.live.Current().NoteDBRef(ref) },
+			MaxBytes: func() int64 { return int64(s.live.Current().NoteDB.MaxBytes) },
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -213,6 +217,10 @@ func (s *Site) ready() error {
 
 // URL is the site's front door as clients reach it.
 func (s *Site) URL() string { return s.cfg.HTTP.URL }
+
+// Coord is the site's replication coordinator (benchmarks and tests drive
+// its write API without HTTP).
+func (s *Site) Coord() *coord.Coordinator { return s.coord }
 
 // Name is the site's name.
 func (s *Site) Name() string { return s.cfg.Site.Name }

@@ -1,0 +1,918 @@
+package coord
+
+// The NoteDb fast path of the local write API (DESIGN.md §5, issue #7).
+//
+// At the origin, Write classifies a write (notedbfast.Classifier over the
+// repository's long-lived cat-file). A write whose refs are all NoteDb refs
+// and whose new objects are small enough joins the project's group-commit
+// batcher; anything else goes the pack path (origin.go). One flush of a
+// batch:
+//
+//  1. votes: writes whose rule needs votes go to every placement peer as ONE
+//     PREPARE-DELTA (a notedbfast frame of all their deltas, txn = the
+//     batch id). The peer verifies and durably writes the objects
+//     (notedbfast.Applier), journals the batch once, and votes per write:
+//     yes, no, or missing (with the ids it lacks and its values of the
+//     write's refs). For missing writes the origin sends the chain back to
+//     what the peer has (notedbfast.Chain, bounded) and asks again; past the
+//     bound it ships a pack into the batch's quarantine and asks once more.
+//     Each write is counted with its own Tally and rule.
+//  2. decision: the writes that reached their rule are cut, in submission
+//     order, into groups of disjoint refs (successive updates of one meta
+//     ref fall in successive groups); each group is one refdb CAS named by
+//     the batch id. A group that conflicts is retried one CAS per write, so
+//     each write gets its own verdict.
+//  3. after: one local update-ref transaction for every decided write, one
+//     outbound queue entry for the batch (txn = batch id), and ONE
+//     COMMIT-DELTA per peer (the versions, plus the frame for peers that do
+//     not hold every decided write yet: async mode, a peer that voted no or
+//     late). Peers write the objects and call the commit path of every
+//     other write (commit → applyVersions: refs only move forward).
+//
+// Crash safety is the pack path's: a peer's journal entry is named by the
+// batch id, which is also the txn of every grouped refdb record, so a peer
+// whose origin died after the decision commits from the refdb alone; a
+// write decided by its own CAS (after a conflict in its group) is not named
+// by the batch id, and reaches such a peer through its deadline abort and
+// catch-up instead. The outbound entry redelivers through the ordinary
+// COMMIT (the peer fetches what it lacks).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/notedbfast"
+	"github.com/sitesync/sitesync/packsync"
+)
+
+// NoteDBConfig turns on the NoteDb fast path of the local write API. Both
+// functions read the live configuration: a change applies to the next
+// write.
+type NoteDBConfig struct {
+	Match    func(ref string) bool // notedb.refs; nil: notedbfast.DefaultRefs
+	MaxBytes func() int64          // notedb.max_bytes; nil or ≤ 0: notedbfast.DefaultMaxBytes
+	// MaxInFlight is how many batches of one project may be between their
+	// first message and their decision at once; 0 means 1. More overlaps
+	// the round trips of successive batches, at the price of more
+	// conflicts between batches that touch the same ref.
+	MaxInFlight int
+}
+
+// Bounds of the fast path.
+const (
+	// ndBatchWrites: at most this many writes per batch (and frame). 256
+	// writes of the 64 KiB maximum are 16 MiB raw, mesh.max_frame's
+	// default; real ones are ~600 bytes.
+	ndBatchWrites = 256
+	// ndBatchBytes bounds the raw object bytes of one batch so its frame
+	// stays far below mesh.max_frame even uncompressed.
+	ndBatchBytes = 4 << 20
+)
+
+// ndChainLimits bound the chain an origin sends to a peer that lacks a
+// parent; past them it ships a pack.
+var ndChainLimits = notedbfast.ChainLimits{MaxObjects: 4096, MaxBytes: 1 << 20}
+
+// noteDB is the coordinator's fast path state.
+type noteDB struct {
+	cfg     *NoteDBConfig // nil: the origin side is off
+	metrics *notedbfast.Metrics
+	codec   *notedbfast.Codec
+	applier *notedbfast.Applier
+
+	mu       sync.Mutex
+	batchers map[string]*notedbfast.Batcher[*ndWrite, Result] // by project
+	order    map[string]chan struct{}                         // project+peer → closed when the last COMMIT-DELTA sent there ended
+	closed   bool
+}
+
+func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
+	var m *notedbfast.Metrics
+	if reg != nil {
+		m = notedbfast.NewMetrics(reg)
+	}
+	codec, err := notedbfast.NewCodec(notedbfast.Dictionary(), m)
+	if err != nil {
+		return nil, err
+	}
+	return &noteDB{cfg: cfg, metrics: m, codec: codec, applier: notedbfast.NewApplier(m),
+		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), order: make(map[string]chan struct{})}, nil
+}
+
+// close stops the batchers (queued writes fail with ErrClosed) and the
+// applier's processes.
+func (n *noteDB) close() {
+	n.mu.Lock()
+	n.closed = true
+	bs := n.batchers
+	n.batchers = map[string]*notedbfast.Batcher[*ndWrite, Result]{}
+	n.mu.Unlock()
+	for _, b := range bs {
+		b.Close()
+	}
+	_ = n.applier.Close()
+}
+
+// ndWrite is one write on the fast path at its origin.
+type ndWrite struct {
+	w     *write
+	repo  *git.Repo
+	objs  []notedbfast.Object
+	bytes int64
+	start time.Time
+}
+
+func (nw *ndWrite) delta() notedbfast.Delta {
+	return notedbfast.Delta{Project: nw.w.project, Txn: nw.w.id, Objects: nw.objs, Updates: toFast(nw.w.updates)}
+}
+
+func toFast(ups []Update) []notedbfast.Update {
+	out := make([]notedbfast.Update, len(ups))
+	for i, u := range ups {
+		out[i] = notedbfast.Update{Ref: u.Ref, Old: u.Old, New: u.New}
+	}
+	return out
+}
+
+func fromFast(ups []notedbfast.Update) []Update {
+	out := make([]Update, len(ups))
+	for i, u := range ups {
+		out[i] = Update{Ref: u.Ref, Old: u.Old, New: u.New}
+	}
+	return out
+}
+
+// writeNoteDB runs ups on the fast path when they qualify; fast is false
+// when the write must take the pack path instead (nothing was done then).
+func (c *Coordinator) writeNoteDB(ctx context.Context, project string, repo *git.Repo, ups []Update) (res Result, fast bool, err error) {
+	cfg := c.nd.cfg
+	if cfg == nil {
+		return Result{}, false, nil
+	}
+	var maxBytes int64
+	if cfg.MaxBytes != nil {
+		maxBytes = cfg.MaxBytes()
+	}
+	cl, err := notedbfast.NewClassifier(notedbfast.Config{Match: cfg.Match, MaxBytes: maxBytes}, c.nd.metrics)
+	if err != nil {
+		return Result{}, true, err
+	}
+	cls, err := cl.Classify(ctx, repo.Objects, toFast(ups))
+	switch {
+	case errors.Is(err, git.ErrObjectMissing):
+		return Result{}, true, fmt.Errorf("%w: objects of the write are not in %q at site %s: %v", ErrInvalid, project, c.cfg.Site, err)
+	case err != nil:
+		return Result{}, true, err
+	case cls.Path != notedbfast.PathDelta:
+		return Result{}, false, nil
+	}
+	w := c.localWrite(project, repo.Dir, ups)
+	p := c.project(project)
+	p.begin(w.id, ups)
+	defer p.end(w.id)
+	b, err := c.nd.batcher(project, cfg, c.flushNoteDB)
+	if err != nil {
+		return Result{}, true, err
+	}
+	res, err = b.Submit(ctx, &ndWrite{w: w, repo: repo, objs: cls.Objects, bytes: cls.Bytes, start: time.Now()})
+	return res, true, err
+}
+
+func (n *noteDB) batcher(project string, cfg *NoteDBConfig, flush notedbfast.FlushFunc[*ndWrite, Result]) (*notedbfast.Batcher[*ndWrite, Result], error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, notedbfast.ErrClosed
+	}
+	b := n.batchers[project]
+	if b == nil {
+		b = notedbfast.NewBatcher(notedbfast.BatcherConfig[*ndWrite]{
+			MaxItems: ndBatchWrites, MaxBytes: ndBatchBytes, MaxInFlight: cfg.MaxInFlight,
+			Size:    func(w *ndWrite) int64 { return w.bytes },
+			Observe: n.metrics.ObserveBatch,
+		}, flush)
+		n.batchers[project] = b
+	}
+	return b, nil
+}
+
+// flushNoteDB runs one batch of writes of one project to their decisions
+// and returns one result per write.
+func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []notedbfast.Result[Result] {
+	out := make([]notedbfast.Result[Result], len(batch))
+	project := batch[0].w.project
+	g := txn.New(c.cfg.Site, time.Now())
+	tallies := make([]*Tally, len(batch))
+	var voters []int
+	var voterPeers []string
+	timeout := time.Duration(0)
+	for i, nw := range batch {
+		pol := nw.w.policy
+		tallies[i] = NewTally(pol.Sites, pol.Acks)
+		tallies[i].Yes(c.cfg.Site)
+		if pol.Mode != Async && tallies[i].Outcome() == Pending {
+			voters = append(voters, i)
+			voterPeers = union(voterPeers, c.peersOf(pol))
+			timeout = max(timeout, pol.Timeout)
+		}
+	}
+
+	// 1. Votes.
+	held := make(map[string]map[int]bool) // peer → writes it voted yes on
+	if len(voters) > 0 {
+		held = c.ndVotes(ctx, g, project, batch, voters, voterPeers, tallies, timeout)
+	}
+	var cands []int
+	for i, nw := range batch {
+		if tallies[i].Outcome() == Reached {
+			cands = append(cands, i)
+			continue
+		}
+		for _, p := range c.peersOf(nw.w.policy) {
+			if !slices.Contains(tallies[i].Acks(), p) {
+				tallies[i].No(p, "no answer")
+			}
+		}
+		c.metrics.writes.WithLabelValues("no_quorum").Inc()
+		out[i].Err = &QuorumError{Summary: tallies[i].Summary(), Timeout: nw.w.policy.Timeout}
+	}
+
+	// 2. The decision.
+	vers, txns, errs := c.ndDecide(ctx, g, project, batch, cands)
+	var decided []int
+	for _, i := range cands {
+		if err := errs[i]; err != nil {
+			if errors.Is(err, ErrConflict) {
+				c.metrics.writes.WithLabelValues("conflict").Inc()
+			} else {
+				c.metrics.writes.WithLabelValues("error").Inc()
+			}
+			out[i].Err = err
+			continue
+		}
+		decided = append(decided, i)
+		c.metrics.writes.WithLabelValues("ok").Inc()
+		c.metrics.decideLatency.WithLabelValues(batch[i].w.policy.Mode).Observe(time.Since(batch[i].start).Seconds())
+		out[i].Value = Result{Txn: txns[i], Acks: tallies[i].Acks(), Versions: vers[i]}
+	}
+
+	// 3. Local commit, queue, peers.
+	var peers []string
+	for _, i := range decided {
+		peers = union(peers, c.peersOf(batch[i].w.policy))
+	}
+	if len(decided) > 0 {
+		c.ndLocalCommit(ctx, project, batch, decided)
+	}
+	if len(decided) == 0 {
+		if len(voters) > 0 {
+			c.ndRelease(g, project, voterPeers)
+		}
+		return out
+	}
+	var vs []Version
+	for _, i := range decided {
+		vs = append(vs, vers[i]...)
+	}
+	vs = latest(vs)
+	if len(peers) > 0 {
+		e := journal.Entry{Txn: g, Project: project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: peers}
+		for _, v := range vs {
+			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
+		}
+		if err := c.outbound.Put(e); err != nil {
+			c.log.Error("outbound queue", "txn", g, "error", err)
+		}
+		ws := make([]*ndWrite, len(decided))
+		for k, i := range decided {
+			ws[k] = batch[i]
+		}
+		c.ndDeliver(e, vs, ws, decided, held)
+	}
+	// Peers asked to prepare that hold none of the decided writes' project
+	// placement still have the batch journaled: release them.
+	if rest := slices.DeleteFunc(slices.Clone(voterPeers), func(p string) bool { return slices.Contains(peers, p) }); len(rest) > 0 {
+		c.ndRelease(g, project, rest)
+	}
+	return out
+}
+
+// union adds the elements of b missing from a.
+func union(a, b []string) []string {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			a = append(a, s)
+		}
+	}
+	return a
+}
+
+// latest keeps, for each ref, its highest version, in first-seen order.
+func latest(vs []Version) []Version {
+	at := make(map[string]int, len(vs))
+	var out []Version
+	for _, v := range vs {
+		if k, ok := at[v.Ref]; ok {
+			if v.Version > out[k].Version {
+				out[k] = v
+			}
+			continue
+		}
+		at[v.Ref] = len(out)
+		out = append(out, v)
+	}
+	return out
+}
+
+// ndVotes asks every peer to prepare the voting writes of the batch and
+// counts each write's votes in its own tally, until every tally is decided
+// or the timeout. It returns, per peer, the writes it voted yes on.
+func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*ndWrite, voters []int, peers []string, tallies []*Tally, timeout time.Duration) map[string]map[int]bool {
+	held := make(map[string]map[int]bool)
+	ds := make([]notedbfast.Delta, len(voters))
+	for k, i := range voters {
+		ds[k] = batch[i].delta()
+	}
+	frame, err := c.nd.codec.Encode(ds...)
+	if err != nil {
+		// Our own objects do not encode: no peer can vote for them.
+		for _, i := range voters {
+			tallies[i].No(c.cfg.Site, "encode: "+err.Error())
+		}
+		return held
+	}
+	voteCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type answer struct {
+		peer  string
+		votes map[int]voteMsg
+	}
+	answers := make(chan answer, len(peers))
+	for _, p := range peers {
+		go func() {
+			answers <- answer{p, c.ndPrepareAt(voteCtx, g, project, p, batch, voters, frame, timeout)}
+		}()
+	}
+	open := func() bool {
+		for _, i := range voters {
+			if tallies[i].Outcome() == Pending {
+				return true
+			}
+		}
+		return false
+	}
+	for range peers {
+		select {
+		case a := <-answers:
+			held[a.peer] = map[int]bool{}
+			for _, i := range voters {
+				v, ok := a.votes[i]
+				switch {
+				case ok && v.Vote == voteYes:
+					tallies[i].Yes(a.peer)
+					held[a.peer][i] = true
+				case ok:
+					tallies[i].No(a.peer, v.Reason)
+				default:
+					tallies[i].No(a.peer, "no vote for the write")
+				}
+			}
+			if !open() {
+				return held
+			}
+		case <-voteCtx.Done():
+			return held
+		}
+	}
+	return held
+}
+
+// ndPrepareAt sends one peer the PREPARE-DELTA of the batch's voting
+// writes and returns its final vote per write (index into batch): a write
+// the peer lacks parents for is resent with its chain, or past the chain's
+// bound after a pack of its objects.
+func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, batch []*ndWrite, voters []int, frame []byte, timeout time.Duration) map[int]voteMsg {
+	out := make(map[int]voteMsg, len(voters))
+	hdr := deltaHeader{Txn: g, Project: project, TimeoutMS: timeout.Milliseconds()}
+	ask := func(h deltaHeader, frame []byte, idx []int) map[int]deltaVote {
+		got := make(map[int]deltaVote, len(idx))
+		reply, err := c.cfg.Mesh.Request(ctx, peer, KindPrepareDelta, encodeDelta(deltaMsg{Header: h, Frame: frame}))
+		var m deltaVotesMsg
+		reason := ""
+		if err != nil {
+			reason = "unreachable: " + shortErr(err)
+		} else if err := decode(reply, &m, (*deltaVotesMsg).check); err != nil {
+			reason = err.Error()
+		}
+		if reason != "" {
+			for _, i := range idx {
+				got[i] = deltaVote{Vote: voteNo, Reason: reason}
+			}
+			return got
+		}
+		byTxn := make(map[string]deltaVote, len(m.Votes))
+		for _, v := range m.Votes {
+			byTxn[v.Txn] = v
+		}
+		for _, i := range idx {
+			v, ok := byTxn[batch[i].w.id]
+			if !ok {
+				v = deltaVote{Vote: voteNo, Reason: "no vote for the write"}
+			}
+			got[i] = v
+		}
+		return got
+	}
+	settle := func(got map[int]deltaVote) (missing []int) {
+		for i, v := range got {
+			if v.Vote == voteMissing {
+				missing = append(missing, i)
+				continue
+			}
+			out[i] = voteMsg{Vote: v.Vote, Reason: v.Reason}
+		}
+		slices.Sort(missing)
+		return missing
+	}
+
+	got := ask(hdr, frame, voters)
+	missing := settle(got)
+	if len(missing) == 0 {
+		return out
+	}
+	// The chain back to what the peer has.
+	var ds []notedbfast.Delta
+	var chained, packed []int
+	for _, i := range missing {
+		v := got[i]
+		haves := slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == git.ZeroID })
+		objs, err := notedbfast.Chain(ctx, batch[i].repo.Objects, v.Missing, haves, ndChainLimits)
+		if err != nil {
+			c.log.Debug("chain for a peer", "peer", peer, "txn", batch[i].w.id, "error", err)
+			packed = append(packed, i)
+			continue
+		}
+		ds = append(ds, notedbfast.Delta{Project: project, Txn: batch[i].w.id, Objects: objs}, batch[i].delta())
+		chained = append(chained, i)
+	}
+	if len(ds) > 0 {
+		f, err := c.nd.codec.Encode(ds...)
+		if err != nil {
+			packed = append(packed, chained...)
+		} else {
+			got = ask(hdr, f, chained)
+			packed = append(packed, settle(got)...)
+		}
+	}
+	if len(packed) == 0 {
+		return out
+	}
+	// Past the chain's bound: a pack of the writes' objects into the
+	// batch's quarantine at the peer, then the deltas without objects.
+	slices.Sort(packed)
+	var wants, haves []string
+	ds = ds[:0]
+	for _, i := range packed {
+		for _, u := range batch[i].w.updates {
+			if u.New != git.ZeroID {
+				wants = append(wants, u.New)
+			}
+			if u.Old != git.ZeroID {
+				haves = append(haves, u.Old)
+			}
+		}
+		d := batch[i].delta()
+		d.Objects = nil
+		ds = append(ds, d)
+	}
+	err := packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, batch[0].w.dir, packsync.Header{Project: project, Txn: g}, wants, c.ndPresent(ctx, batch[0].repo, haves))
+	var f []byte
+	if err == nil {
+		f, err = c.nd.codec.Encode(ds...)
+	}
+	if err != nil {
+		for _, i := range packed {
+			out[i] = voteMsg{Vote: voteNo, Reason: "pack: " + err.Error()}
+		}
+		return out
+	}
+	h := hdr
+	h.Pack = true
+	for i, v := range ask(h, f, packed) {
+		if v.Vote == voteMissing {
+			v.Vote = voteNo
+		}
+		out[i] = voteMsg{Vote: v.Vote, Reason: v.Reason}
+	}
+	return out
+}
+
+// ndPresent keeps the ids the repository has (pack-objects refuses an
+// unknown "not").
+func (c *Coordinator) ndPresent(ctx context.Context, repo *git.Repo, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if _, _, err := repo.Objects.Info(ctx, id); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ndDecide takes the decision of the candidate writes: in submission order,
+// runs of writes with disjoint refs go as one refdb CAS named g; a run that
+// conflicts (or a write alone) goes one CAS per write, named by the write.
+// It returns, per write, its versions, the txn the refdb records and its
+// error.
+func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*ndWrite, cands []int) (map[int][]Version, map[int]string, map[int]error) {
+	vers := make(map[int][]Version, len(cands))
+	txns := make(map[int]string, len(cands))
+	errs := make(map[int]error, len(cands))
+	crashed := false
+	one := func(i int) {
+		nw := batch[i]
+		vs, err := c.cas(ctx, nw.w, nw.w.updates)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		vers[i], txns[i] = vs, nw.w.id
+	}
+	for _, run := range disjointRuns(batch, cands) {
+		if len(run) == 1 {
+			one(run[0])
+			c.ndDecided(project, vers[run[0]], &crashed)
+			continue
+		}
+		var ups []Update
+		for _, i := range run {
+			ups = append(ups, batch[i].w.updates...)
+		}
+		vs, err := c.cas(ctx, &write{id: g, project: project}, ups)
+		if err != nil {
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrInvalid) {
+				for _, i := range run {
+					errs[i] = err
+				}
+				continue
+			}
+			// Someone else moved one of the refs: each write its own verdict.
+			for _, i := range run {
+				one(i)
+				c.ndDecided(project, vers[i], &crashed)
+			}
+			continue
+		}
+		byRef := make(map[string]Version, len(vs))
+		for _, v := range vs {
+			byRef[v.Ref] = v
+		}
+		for _, i := range run {
+			var mine []Version
+			for _, u := range batch[i].w.updates {
+				if v, ok := byRef[u.Ref]; ok {
+					mine = append(mine, v)
+				}
+			}
+			vers[i], txns[i] = mine, g
+		}
+		c.ndDecided(project, vs, &crashed)
+	}
+	return vers, txns, errs
+}
+
+// ndDecided records versions decided here; the first decision of a batch
+// is the crash point of FaultAfterRefDBCommit.
+func (c *Coordinator) ndDecided(project string, vs []Version, first *bool) {
+	if len(vs) == 0 {
+		return
+	}
+	if !*first {
+		*first = true
+		c.fault(FaultAfterRefDBCommit)
+	}
+	c.project(project).decided(vs)
+}
+
+// disjointRuns cuts cands, in order, into runs whose writes touch disjoint
+// refs: a refdb batch may name a ref once.
+func disjointRuns(batch []*ndWrite, cands []int) [][]int {
+	var runs [][]int
+	var run []int
+	refs := map[string]bool{}
+	for _, i := range cands {
+		clash := false
+		for _, u := range batch[i].w.updates {
+			clash = clash || refs[u.Ref]
+		}
+		if clash {
+			runs = append(runs, run)
+			run, refs = nil, map[string]bool{}
+		}
+		run = append(run, i)
+		for _, u := range batch[i].w.updates {
+			refs[u.Ref] = true
+		}
+	}
+	if len(run) > 0 {
+		runs = append(runs, run)
+	}
+	return runs
+}
+
+// ndLocalCommit moves the refs of the decided writes here in one update-ref
+// transaction. A failure (a ref moved locally) leaves this site behind the
+// refdb, which catch-up repairs; the writes stand.
+func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch []*ndWrite, decided []int) {
+	at := map[string]int{}
+	var gu []git.RefUpdate
+	for _, i := range decided {
+		for _, u := range batch[i].w.updates {
+			if k, ok := at[u.Ref]; ok {
+				gu[k].New = u.New // a later write of the batch moved it on
+				continue
+			}
+			at[u.Ref] = len(gu)
+			gu = append(gu, git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New})
+		}
+	}
+	gu = slices.DeleteFunc(gu, func(u git.RefUpdate) bool { return u.Old == u.New })
+	p := c.project(project)
+	p.apply.Lock()
+	err := batch[decided[0]].repo.Refs.Apply(context.WithoutCancel(ctx), gu)
+	p.apply.Unlock()
+	if err != nil {
+		c.log.Warn("local commit of decided writes failed; catching up", "project", project, "writes", len(decided), "error", err)
+		c.kickCatchUp()
+	}
+	p.notify()
+}
+
+// ndDeliver sends the COMMIT-DELTA of a decided batch to every peer of e, in
+// the order of the project's batches per peer, and removes each peer from
+// the outbound entry once it holds the batch. A peer that voted yes on
+// every decided write gets the versions only; the others get the frame of
+// the decided writes too.
+func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]map[int]bool) {
+	if _, busy := c.delivering.LoadOrStore(e.Txn, struct{}{}); busy {
+		return
+	}
+	frame := sync.OnceValues(func() ([]byte, error) {
+		ds := make([]notedbfast.Delta, len(ws))
+		for k, nw := range ws {
+			ds[k] = nw.delta()
+		}
+		return c.nd.codec.Encode(ds...)
+	})
+	type turn struct{ prev, mine chan struct{} }
+	turns := make(map[string]turn, len(e.Peers))
+	c.nd.mu.Lock()
+	for _, p := range e.Peers {
+		key := e.Project + "\x00" + p
+		t := turn{prev: c.nd.order[key], mine: make(chan struct{})}
+		c.nd.order[key] = t.mine
+		turns[p] = t
+	}
+	c.nd.mu.Unlock()
+	c.background(func(ctx context.Context) {
+		defer c.delivering.Delete(e.Txn)
+		var mu sync.Mutex
+		var done []string
+		var wg sync.WaitGroup
+		for _, p := range e.Peers {
+			t := turns[p]
+			wg.Go(func() {
+				defer close(t.mine)
+				if t.prev != nil {
+					select {
+					case <-t.prev:
+					case <-ctx.Done():
+						return
+					}
+				}
+				m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs}}
+				if !holdsAll(held[p], decided) {
+					f, err := frame()
+					if err == nil {
+						m.Frame = f
+					}
+				}
+				ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+				defer cancel()
+				if _, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m)); err != nil {
+					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
+					return
+				}
+				mu.Lock()
+				done = append(done, p)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
+		if len(rest) == 0 {
+			if err := c.outbound.Remove(e.Txn); err != nil {
+				c.log.Error("outbound queue", "txn", e.Txn, "error", err)
+			}
+			return
+		}
+		e.Peers = rest
+		if err := c.outbound.Put(e); err != nil {
+			c.log.Error("outbound queue", "txn", e.Txn, "error", err)
+		}
+	})
+}
+
+func holdsAll(held map[int]bool, decided []int) bool {
+	for _, i := range decided {
+		if !held[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ndRelease tells peers that no write of batch g they prepared was decided.
+// Best effort: a peer that misses it drops the entry at its deadline.
+func (c *Coordinator) ndRelease(g, project string, peers []string) {
+	msg := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: project}})
+	for _, p := range peers {
+		c.background(func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+			defer cancel()
+			if _, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, msg); err != nil {
+				c.log.Debug("release not delivered", "peer", p, "txn", g, "error", err)
+			}
+		})
+	}
+}
+
+// decodeFrame decodes the frame of a delta message from a peer and checks
+// that every delta belongs to the message's project and is a sane write.
+func (c *Coordinator) decodeFrame(m deltaMsg) ([]notedbfast.Delta, error) {
+	ds, err := c.nd.codec.Decode(m.Frame, notedbfast.Limits{MaxDeltas: 2 * ndBatchWrites})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.Project != m.Header.Project {
+			return nil, fmt.Errorf("delta of project %q in a message of %q", d.Project, m.Header.Project)
+		}
+		if err := txn.Check(d.Txn); err != nil {
+			return nil, err
+		}
+		if err := checkUpdates(fromFast(d.Updates)); err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
+}
+
+// handlePrepareDelta is a peer's side of PREPARE-DELTA: write the objects
+// of every delta that checks out, journal the batch once, vote per write.
+func (c *Coordinator) handlePrepareDelta(ctx context.Context, from string, payload []byte) ([]byte, error) {
+	m, err := decodeDelta(payload)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Frame) == 0 {
+		return nil, errors.New("prepare without a delta frame")
+	}
+	ds, err := c.decodeFrame(m)
+	if err != nil {
+		return nil, err
+	}
+	votes := c.prepareDelta(ctx, from, m.Header, ds)
+	return encode(deltaVotesMsg{Votes: votes}), nil
+}
+
+func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHeader, ds []notedbfast.Delta) []deltaVote {
+	var votes []deltaVote
+	all := func(vote, reason string) []deltaVote {
+		for _, d := range ds {
+			if len(d.Updates) > 0 {
+				votes = append(votes, deltaVote{Txn: d.Txn, Vote: vote, Reason: reason})
+			}
+		}
+		return votes
+	}
+	dir, err := c.openForPeer(ctx, h.Project)
+	if err != nil {
+		return all(voteNo, err.Error())
+	}
+	if h.Pack {
+		// The origin shipped a pack for what a chain could not carry:
+		// index-pack --strict checked it; move it in before the deltas.
+		err := c.waitPack(ctx, h.Txn)
+		if err == nil {
+			err = c.migrate(dir, h.Txn)
+		}
+		c.recv.Forget(h.Txn)
+		if err != nil {
+			return all(voteNo, "pack: "+err.Error())
+		}
+	}
+	errs := c.nd.applier.ApplyBatch(ctx, dir, ds)
+	var ok []notedbfast.Update
+	var repo *git.Repo
+	for i, d := range ds {
+		if len(d.Updates) == 0 {
+			continue // a chain: its outcome shows in the write after it
+		}
+		var miss *notedbfast.MissingError
+		switch {
+		case errs[i] == nil:
+			votes = append(votes, deltaVote{Txn: d.Txn, Vote: voteYes})
+			ok = append(ok, d.Updates...)
+		case errors.As(errs[i], &miss):
+			v := deltaVote{Txn: d.Txn, Vote: voteMissing, Reason: errs[i].Error(), Missing: miss.IDs}
+			if repo == nil {
+				repo, _ = c.cfg.Repos.Open(h.Project)
+			}
+			if repo != nil {
+				for _, u := range d.Updates {
+					if cur, err := c.localRef(ctx, repo, u.Ref); err == nil && cur != git.ZeroID {
+						v.Haves = append(v.Haves, cur)
+					}
+				}
+			}
+			votes = append(votes, v)
+		default:
+			votes = append(votes, deltaVote{Txn: d.Txn, Vote: voteNo, Reason: errs[i].Error()})
+		}
+	}
+	if len(ok) == 0 {
+		return votes
+	}
+	// One journal entry per batch; a second round of the same batch (a
+	// chain, a pack) adds its writes to it.
+	now := time.Now()
+	e := journal.Entry{Txn: h.Txn, Project: h.Project, Origin: from, Prepared: now,
+		Deadline: now.Add(time.Duration(h.TimeoutMS)*time.Millisecond + prepareGrace)}
+	if old, err := c.prepared.Get(h.Txn); err == nil && old.Project == h.Project {
+		e.Updates = old.Updates
+	}
+	for _, u := range ok {
+		e.Updates = append(e.Updates, journal.Update{Ref: u.Ref, Old: u.Old, New: u.New})
+	}
+	if err := c.prepared.Put(e); err != nil {
+		for i := range votes {
+			if votes[i].Vote == voteYes {
+				votes[i] = deltaVote{Txn: votes[i].Txn, Vote: voteNo, Reason: err.Error()}
+			}
+		}
+	}
+	return votes
+}
+
+// handleCommitDelta is a peer's side of COMMIT-DELTA: write the objects of
+// the frame, if any, then commit the batch like any decided write (refs
+// only move forward; what is still missing is fetched from the origin). No
+// versions means nothing of the batch was decided: forget it.
+func (c *Coordinator) handleCommitDelta(ctx context.Context, from string, payload []byte) ([]byte, error) {
+	m, err := decodeDelta(payload)
+	if err != nil {
+		return nil, err
+	}
+	if !c.holds(m.Header.Project) {
+		return nil, fmt.Errorf("project %q is not placed at site %s", m.Header.Project, c.cfg.Site)
+	}
+	if len(m.Header.Versions) == 0 {
+		if err := c.prepared.Remove(m.Header.Txn); err != nil {
+			return nil, err
+		}
+		return []byte("ok"), nil
+	}
+	start := time.Now()
+	if len(m.Frame) > 0 {
+		ds, err := c.decodeFrame(m)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := c.openForPeer(ctx, m.Header.Project)
+		if err != nil {
+			return nil, err
+		}
+		for i, err := range c.nd.applier.ApplyBatch(ctx, dir, ds) {
+			if err != nil {
+				// commit fetches what is still missing.
+				c.log.Debug("delta not applied", "txn", ds[i].Txn, "project", m.Header.Project, "error", err)
+			}
+		}
+	}
+	if err := c.commit(ctx, m.Header.Project, m.Header.Txn, m.Header.Versions, false, []string{from}); err != nil {
+		c.log.Warn("commit failed", "txn", m.Header.Txn, "project", m.Header.Project, "origin", from, "error", err)
+		return nil, err
+	}
+	c.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	return []byte("ok"), nil
+}
