@@ -86,6 +86,7 @@ var ndChainLimits = notedbfast.ChainLimits{MaxObjects: 4096, MaxBytes: 1 << 20}
 type noteDB struct {
 	cfg     *NoteDBConfig // nil: the origin side is off
 	metrics *notedbfast.Metrics
+	resends *prometheus.CounterVec // {how}: chain or pack, to a peer that lacked a parent
 	codec   *notedbfast.Codec
 	applier *notedbfast.Applier
 
@@ -104,7 +105,16 @@ func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &noteDB{cfg: cfg, metrics: m, codec: codec, applier: notedbfast.NewApplier(m),
+	resends := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sitesync_notedb_resends_total",
+		Help: "Writes resent to a peer that lacked objects they build on, by how (chain or pack).",
+	}, []string{"how"})
+	if reg != nil {
+		if err := reg.Register(resends); err != nil {
+			return nil, err
+		}
+	}
+	return &noteDB{cfg: cfg, metrics: m, resends: resends, codec: codec, applier: notedbfast.NewApplier(m),
 		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), order: make(map[string]chan struct{})}, nil
 }
 
@@ -463,6 +473,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		}
 		ds = append(ds, notedbfast.Delta{Project: project, Txn: batch[i].w.id, Objects: objs}, batch[i].delta())
 		chained = append(chained, i)
+		c.nd.resends.WithLabelValues("chain").Inc()
 	}
 	if len(ds) > 0 {
 		f, err := c.nd.codec.Encode(ds...)
@@ -479,6 +490,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	// Past the chain's bound: a pack of the writes' objects into the
 	// batch's quarantine at the peer, then the deltas without objects.
 	slices.Sort(packed)
+	c.nd.resends.WithLabelValues("pack").Add(float64(len(packed)))
 	var wants, haves []string
 	ds = ds[:0]
 	for _, i := range packed {
