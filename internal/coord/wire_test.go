@@ -21,6 +21,8 @@ func validMessages() []any {
 		&fetchMsg{Project: "p", Txn: "b-2-y", Wants: []string{one}, Haves: []string{two}},
 		&createMsg{Project: "a/b/c"},
 		&projectsMsg{Projects: []string{"a", "b/c"}},
+		&deltaVotesMsg{Votes: []deltaVote{{Txn: "a-1-x", Vote: voteYes}, {Txn: "a-1-y", Vote: voteMissing, Reason: "objects missing", Missing: []string{one}, Haves: []string{two}}}},
+		&deltaHeader{Txn: "a-1-x", Project: "p", Versions: []Version{{Ref: "refs/changes/01/1/meta", Value: two, Version: 3}}},
 	}
 }
 
@@ -48,6 +50,12 @@ func decodeAs(like any, b []byte) (any, error) {
 	case *projectsMsg:
 		var m projectsMsg
 		return &m, decode(b, &m, (*projectsMsg).check)
+	case *deltaVotesMsg:
+		var m deltaVotesMsg
+		return &m, decode(b, &m, (*deltaVotesMsg).check)
+	case *deltaHeader:
+		var m deltaHeader
+		return &m, decode(b, &m, (*deltaHeader).check)
 	}
 	panic("unknown message type")
 }
