@@ -237,9 +237,10 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 	}
 
 	// 1. Votes.
-	held := make(map[string]map[int]bool) // peer → writes it voted yes on
+	var held map[string]*peerVotes // per peer: the writes it holds
+	var prepFrame []byte
 	if len(voters) > 0 {
-		held = c.ndVotes(ctx, g, project, batch, voters, voterPeers, tallies, timeout)
+		prepFrame, held = c.ndVotes(ctx, g, project, batch, voters, voterPeers, tallies, timeout)
 	}
 	var cands []int
 	for i, nw := range batch {
@@ -306,7 +307,10 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 		for k, i := range decided {
 			ws[k] = batch[i]
 		}
-		c.ndDeliver(e, vs, ws, decided, held)
+		if !slices.Equal(decided, voters) {
+			prepFrame = nil // it holds other writes than the decided ones
+		}
+		c.ndDeliver(e, vs, ws, decided, held, prepFrame)
 	}
 	// Peers asked to prepare that hold none of the decided writes' project
 	// placement still have the batch journaled: release them.
@@ -343,11 +347,18 @@ func latest(vs []Version) []Version {
 	return out
 }
 
+// peerVotes is what one peer answered for a batch, once done is closed.
+type peerVotes struct {
+	done chan struct{}
+	yes  map[int]bool // writes (index into the batch) the peer holds
+}
+
 // ndVotes asks every peer to prepare the voting writes of the batch and
 // counts each write's votes in its own tally, until every tally is decided
-// or the timeout. It returns, per peer, the writes it voted yes on.
-func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*ndWrite, voters []int, peers []string, tallies []*Tally, timeout time.Duration) map[string]map[int]bool {
-	held := make(map[string]map[int]bool)
+// or the timeout. It returns the prepare frame and, per peer, its answer
+// (which a peer still working after the rules held fills in later).
+func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*ndWrite, voters []int, peers []string, tallies []*Tally, timeout time.Duration) ([]byte, map[string]*peerVotes) {
+	held := make(map[string]*peerVotes, len(peers))
 	ds := make([]notedbfast.Delta, len(voters))
 	for k, i := range voters {
 		ds[k] = batch[i].delta()
@@ -358,20 +369,39 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 		for _, i := range voters {
 			tallies[i].No(c.cfg.Site, "encode: "+err.Error())
 		}
-		return held
+		return nil, held
 	}
+	// A peer that answers after the rules hold still gets to finish: it
+	// then holds the objects the next batch builds on, and its COMMIT-DELTA
+	// need not carry them again. Its request ends at the timeout at the
+	// latest.
 	voteCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	type answer struct {
 		peer  string
 		votes map[int]voteMsg
 	}
 	answers := make(chan answer, len(peers))
+	var asking sync.WaitGroup
 	for _, p := range peers {
-		go func() {
-			answers <- answer{p, c.ndPrepareAt(voteCtx, g, project, p, batch, voters, frame, timeout)}
-		}()
+		pv := &peerVotes{done: make(chan struct{}), yes: map[int]bool{}}
+		held[p] = pv
+		asking.Go(func() {
+			votes := c.ndPrepareAt(voteCtx, g, project, p, batch, voters, frame, timeout)
+			for i, v := range votes {
+				if v.Vote == voteYes {
+					pv.yes[i] = true
+				}
+			}
+			close(pv.done)
+			answers <- answer{p, votes}
+		})
 	}
+	defer func() {
+		go func() {
+			asking.Wait()
+			cancel()
+		}()
+	}()
 	open := func() bool {
 		for _, i := range voters {
 			if tallies[i].Outcome() == Pending {
@@ -383,13 +413,11 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 	for range peers {
 		select {
 		case a := <-answers:
-			held[a.peer] = map[int]bool{}
 			for _, i := range voters {
 				v, ok := a.votes[i]
 				switch {
 				case ok && v.Vote == voteYes:
 					tallies[i].Yes(a.peer)
-					held[a.peer][i] = true
 				case ok:
 					tallies[i].No(a.peer, v.Reason)
 				default:
@@ -397,13 +425,13 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 				}
 			}
 			if !open() {
-				return held
+				return frame, held
 			}
 		case <-voteCtx.Done():
-			return held
+			return frame, held
 		}
 	}
-	return held
+	return frame, held
 }
 
 // ndPrepareAt sends one peer the PREPARE-DELTA of the batch's voting
@@ -465,7 +493,9 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	for _, i := range missing {
 		v := got[i]
 		haves := slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == git.ZeroID })
-		objs, err := notedbfast.Chain(ctx, batch[i].repo.Objects, v.Missing, haves, ndChainLimits)
+		// Reads of the shared cat-file never run under a context that a
+		// vote's end cancels: a cancelled read kills the process.
+		objs, err := notedbfast.Chain(context.WithoutCancel(ctx), batch[i].repo.Objects, v.Missing, haves, ndChainLimits)
 		if err != nil {
 			c.log.Debug("chain for a peer", "peer", peer, "txn", batch[i].w.id, "error", err)
 			packed = append(packed, i)
@@ -506,7 +536,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		d.Objects = nil
 		ds = append(ds, d)
 	}
-	err := packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, batch[0].w.dir, packsync.Header{Project: project, Txn: g}, wants, c.ndPresent(ctx, batch[0].repo, haves))
+	err := packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, batch[0].w.dir, packsync.Header{Project: project, Txn: g}, wants, c.ndPresent(context.WithoutCancel(ctx), batch[0].repo, haves))
 	var f []byte
 	if err == nil {
 		f, err = c.nd.codec.Encode(ds...)
@@ -674,11 +704,14 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 // the outbound entry once it holds the batch. A peer that voted yes on
 // every decided write gets the versions only; the others get the frame of
 // the decided writes too.
-func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]map[int]bool) {
+func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]*peerVotes, prepFrame []byte) {
 	if _, busy := c.delivering.LoadOrStore(e.Txn, struct{}{}); busy {
 		return
 	}
 	frame := sync.OnceValues(func() ([]byte, error) {
+		if prepFrame != nil {
+			return prepFrame, nil
+		}
 		ds := make([]notedbfast.Delta, len(ws))
 		for k, nw := range ws {
 			ds[k] = nw.delta()
@@ -712,7 +745,17 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 					}
 				}
 				m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs}}
-				if !holdsAll(held[p], decided) {
+				pv := held[p]
+				if pv != nil {
+					// A peer still preparing: its answer says whether
+					// it needs the objects again.
+					select {
+					case <-pv.done:
+					case <-ctx.Done():
+						return
+					}
+				}
+				if pv == nil || !holdsAll(pv.yes, decided) {
 					f, err := frame()
 					if err == nil {
 						m.Frame = f
@@ -808,6 +851,11 @@ func (c *Coordinator) handlePrepareDelta(ctx context.Context, from string, paylo
 }
 
 func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHeader, ds []notedbfast.Delta) []deltaVote {
+	// The origin stops listening once its rule holds; the objects are
+	// still worth storing (the next batch builds on them), and a cancelled
+	// read would kill the repository's shared cat-file.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.TimeoutMS)*time.Millisecond+prepareGrace)
+	defer cancel()
 	var votes []deltaVote
 	all := func(vote, reason string) []deltaVote {
 		for _, d := range ds {

@@ -62,7 +62,8 @@ func (p *proc) exchange(ctx context.Context, write func(*bufio.Writer) error, re
 	if err := p.start(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = p.cmd.Process.Kill() })
+	cmd := p.cmd // kill may clear p.cmd while the AfterFunc runs
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	err := write(p.stdin)
 	if err == nil {
 		err = p.stdin.Flush()
