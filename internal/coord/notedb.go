@@ -297,6 +297,8 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 	vs = latest(vs)
 	if len(peers) > 0 {
 		e := journal.Entry{Txn: g, Project: project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: peers}
+		// Ours to deliver: redeliver must not race us to the entry.
+		c.delivering.Store(g, struct{}{})
 		for _, v := range vs {
 			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
 		}
@@ -470,10 +472,12 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		}
 		return got
 	}
+	peerHaves := map[int][]string{} // what the peer has of a write's refs
 	settle := func(got map[int]deltaVote) (missing []int) {
 		for i, v := range got {
 			if v.Vote == voteMissing {
 				missing = append(missing, i)
+				peerHaves[i] = slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == git.ZeroID })
 				continue
 			}
 			out[i] = voteMsg{Vote: v.Vote, Reason: v.Reason}
@@ -492,7 +496,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	var chained, packed []int
 	for _, i := range missing {
 		v := got[i]
-		haves := slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == git.ZeroID })
+		haves := peerHaves[i]
 		// Reads of the shared cat-file never run under a context that a
 		// vote's end cancels: a cancelled read kills the process.
 		objs, err := notedbfast.Chain(context.WithoutCancel(ctx), batch[i].repo.Objects, v.Missing, haves, ndChainLimits)
@@ -517,8 +521,9 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	if len(packed) == 0 {
 		return out
 	}
-	// Past the chain's bound: a pack of the writes' objects into the
-	// batch's quarantine at the peer, then the deltas without objects.
+	// Past the chain's bound: a pack of the writes' objects not reachable
+	// from what the peer has, into the batch's quarantine at the peer,
+	// then the deltas without objects.
 	slices.Sort(packed)
 	c.nd.resends.WithLabelValues("pack").Add(float64(len(packed)))
 	var wants, haves []string
@@ -528,10 +533,8 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 			if u.New != git.ZeroID {
 				wants = append(wants, u.New)
 			}
-			if u.Old != git.ZeroID {
-				haves = append(haves, u.Old)
-			}
 		}
+		haves = append(haves, peerHaves[i]...)
 		d := batch[i].delta()
 		d.Objects = nil
 		ds = append(ds, d)
@@ -699,15 +702,13 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 	p.notify()
 }
 
-// ndDeliver sends the COMMIT-DELTA of a decided batch to every peer of e, in
+// ndDeliver sends the COMMIT-DELTA of a decided batch to every peer of e
+// (whose txn the caller marked in c.delivering), in
 // the order of the project's batches per peer, and removes each peer from
 // the outbound entry once it holds the batch. A peer that voted yes on
 // every decided write gets the versions only; the others get the frame of
 // the decided writes too.
 func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]*peerVotes, prepFrame []byte) {
-	if _, busy := c.delivering.LoadOrStore(e.Txn, struct{}{}); busy {
-		return
-	}
 	frame := sync.OnceValues(func() ([]byte, error) {
 		if prepFrame != nil {
 			return prepFrame, nil

@@ -462,3 +462,75 @@ func TestNoteDbChain(t *testing.T) {
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="chain"`))
 	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
 }
+
+// TestNoteDbPackFallback: a peer that lacks more history than a chain may
+// carry (here 19 meta updates of ~60 KiB each, over the 1 MiB bound) gets a
+// pack of what it lacks instead, votes, and ends identical.
+func TestNoteDbPackFallback(t *testing.T) {
+	l := cluster(t, site.LocalOptions{Sites: 3, Mode: "sync"})
+	e := gittest.Env(t)
+	a, c := l.Sites[0], l.Sites[2]
+	const project = "gerrit/fallback"
+	createProject(t, a.URL(), project)
+	const ref = "refs/changes/01/4001/meta"
+	rng := rand.New(rand.NewPCG(4, 5))
+	notes := map[string]string{}
+	parent := zeroID
+	var ws []metaWrite
+	for k := range 21 {
+		var objs []gittest.GitObject
+		if k > 0 && k < 20 {
+			data := make([]byte, 60_000)
+			for i := range data {
+				data[i] = byte('a' + rng.IntN(26))
+			}
+			blob := gittest.GitObject{Type: "blob", ID: gittest.HashObject("blob", data), Data: data}
+			notes[fmt.Sprintf("%040x", k)] = blob.ID
+			objs = append(objs, blob)
+		}
+		tree := gittest.GitObject{Type: "tree", ID: gittest.EmptyTreeID, Data: []byte{}}
+		if len(notes) > 0 {
+			tree = treeOf(notes)
+		}
+		p := parent
+		if p == zeroID {
+			p = ""
+		}
+		commit := commitObj(tree.ID, p, fmt.Sprintf("Update patch set 1\n\nPatch-set: 1\nLabel: Code-Review=+%d\n", k%3), int64(k))
+		objs = append(objs, tree, commit)
+		ws = append(ws, metaWrite{Ref: ref, Old: parent, New: commit.ID, Objects: objs})
+		parent = commit.ID
+	}
+	adir, cdir := repoDir(l, a, project), repoDir(l, c, project)
+	for _, w := range ws[:20] {
+		loadObjects(t, e, adir, w.Objects)
+		code, body := post(t, a.URL(), project, w.updates())
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	requireConverged(t, e, l, project, map[string]string{ref: ws[19].New})
+	require.Equal(t, 20.0, metric(t, a.URL(), "sitesync_notedb_writes_total", `path="delta"`))
+	// c loses updates 2..20 (loose objects, as the fast path wrote them)
+	// and its ref goes back to the first.
+	e.Run(t, cdir, "update-ref", ref, ws[0].New)
+	for _, w := range ws[1:20] {
+		for _, o := range w.Objects {
+			if o.ID == gittest.EmptyTreeID {
+				continue
+			}
+			p := filepath.Join(cdir, "objects", o.ID[:2], o.ID[2:])
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				require.NoError(t, err)
+			}
+		}
+	}
+	out, err := e.Try(cdir, "cat-file", "-e", ws[19].New)
+	require.Error(t, err, "c still has the last update: %s", out)
+
+	w := ws[20]
+	loadObjects(t, e, adir, w.Objects)
+	code, body := post(t, a.URL(), project, w.updates())
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"c"`, "sync mode: c voted")
+	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="pack"`))
+	requireConverged(t, e, l, project, map[string]string{ref: w.New})
+}
