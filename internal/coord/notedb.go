@@ -692,8 +692,26 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 	}
 	gu = slices.DeleteFunc(gu, func(u git.RefUpdate) bool { return u.Old == u.New })
 	p := c.project(project)
+	refs := batch[decided[0]].repo.Refs
+	ctx = context.WithoutCancel(ctx)
 	p.apply.Lock()
-	err := batch[decided[0]].repo.Refs.Apply(context.WithoutCancel(ctx), gu)
+	err := refs.Apply(ctx, gu)
+	if err != nil && len(decided) > 1 {
+		// One write's ref moved here behind our back: the others still
+		// get their local commit, one transaction each.
+		err = nil
+		for _, i := range decided {
+			var one []git.RefUpdate
+			for _, u := range batch[i].w.updates {
+				if u.Old != u.New {
+					one = append(one, git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New})
+				}
+			}
+			if e := refs.Apply(ctx, one); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
 	p.apply.Unlock()
 	if err != nil {
 		c.log.Warn("local commit of decided writes failed; catching up", "project", project, "writes", len(decided), "error", err)
