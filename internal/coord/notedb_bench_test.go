@@ -60,7 +60,7 @@ func median(v []int) int {
 // changes, writing their updates in order). Reports updates/s, latency
 // percentiles and bytes on the wire per update against raw object bytes.
 func BenchmarkNoteDbThroughput(b *testing.B) {
-	for _, writers := range []int{64, 256} {
+	for _, writers := range []int{1, 64, 256} {
 		b.Run("writers="+strconv.Itoa(writers), func(b *testing.B) {
 			perChange := max(1, (b.N+writers*2-1)/(writers*2))
 			changes := metaChanges(writers*2, perChange, 10000, 3)
