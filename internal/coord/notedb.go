@@ -19,15 +19,15 @@ package coord
 //     Each write is counted with its own Tally and rule.
 //  2. decision: the writes that reached their rule are cut, in submission
 //     order, into groups of disjoint refs (successive updates of one meta
-//     ref fall in successive groups); each group is one refdb CAS named by
-//     the batch id. A group that conflicts is retried one CAS per write, so
-//     each write gets its own verdict.
-//  3. after: one local update-ref transaction for every decided write, one
-//     outbound queue entry for the batch (txn = batch id), and ONE
+//     ref fall in successive groups); each group is one refdb CAS, the
+//     first named by the batch id. A group that conflicts is retried one
+//     CAS per write, so each write gets its own verdict.
+//  3. after: one outbound queue entry for the batch (txn = batch id), ONE
 //     COMMIT-DELTA per peer (the versions, plus the frame for peers that do
-//     not hold every decided write yet: async mode, a peer that voted no or
-//     late). Peers write the objects and call the commit path of every
-//     other write (commit → applyVersions: refs only move forward).
+//     not hold every decided write: async mode, a peer that voted no),
+//     and one local update-ref transaction for every decided write. Peers
+//     write the objects and call the commit path of every other write
+//     (commit → applyVersions: refs only move forward).
 //
 // Crash safety is the pack path's: a peer's journal entry is named by the
 // batch id, which is also the txn of every grouped refdb record, so a peer
@@ -276,13 +276,10 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 		out[i].Value = Result{Txn: txns[i], Acks: tallies[i].Acks(), Versions: vers[i]}
 	}
 
-	// 3. Local commit, queue, peers.
+	// 3. Queue, peers, local commit.
 	var peers []string
 	for _, i := range decided {
 		peers = union(peers, c.peersOf(batch[i].w.policy))
-	}
-	if len(decided) > 0 {
-		c.ndLocalCommit(ctx, project, batch, decided)
 	}
 	if len(decided) == 0 {
 		if len(voters) > 0 {
@@ -319,6 +316,9 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 	if rest := slices.DeleteFunc(slices.Clone(voterPeers), func(p string) bool { return slices.Contains(peers, p) }); len(rest) > 0 {
 		c.ndRelease(g, project, rest)
 	}
+	// The decision stands and the queue holds it; the local commit runs
+	// while the peers commit theirs.
+	c.ndLocalCommit(ctx, project, batch, decided)
 	return out
 }
 
@@ -592,6 +592,7 @@ func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*
 		}
 		vers[i], txns[i] = vs, nw.w.id
 	}
+	groups := 0
 	for _, run := range disjointRuns(batch, cands) {
 		if len(run) == 1 {
 			one(run[0])
@@ -602,7 +603,15 @@ func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*
 		for _, i := range run {
 			ups = append(ups, batch[i].w.updates...)
 		}
-		vs, err := c.cas(ctx, &write{id: g, project: project}, ups)
+		// The first group is named by the batch (the peers' journal entry);
+		// a later one, which may touch a ref of an earlier one, by a name
+		// of its own, so that reading back an unknown outcome cannot
+		// mistake the earlier group's record for its own.
+		id := g
+		if groups++; groups > 1 {
+			id = fmt.Sprintf("%s-%d", g, groups)
+		}
+		vs, err := c.cas(ctx, &write{id: id, project: project}, ups)
 		if err != nil {
 			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrInvalid) {
 				for _, i := range run {
@@ -628,7 +637,7 @@ func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*
 					mine = append(mine, v)
 				}
 			}
-			vers[i], txns[i] = mine, g
+			vers[i], txns[i] = mine, id
 		}
 		c.ndDecided(project, vs, &crashed)
 	}
