@@ -30,12 +30,15 @@ package coord
 //     (commit → applyVersions: refs only move forward).
 //
 // Crash safety is the pack path's: a peer's journal entry is named by the
-// batch id, which is also the txn of every grouped refdb record, so a peer
-// whose origin died after the decision commits from the refdb alone; a
-// write decided by its own CAS (after a conflict in its group) is not named
-// by the batch id, and reaches such a peer through its deadline abort and
-// catch-up instead. The outbound entry redelivers through the ordinary
-// COMMIT (the peer fetches what it lacks).
+// batch id, which is also the txn of the records of the batch's first refdb
+// group (nearly always its only one), so a peer whose origin died after the
+// decision commits from the refdb alone; a write decided otherwise (alone
+// after a conflict, or in a later group) is not named by the batch id, and
+// reaches such a peer through its deadline abort and catch-up instead. The
+// outbound entry redelivers through the ordinary COMMIT (the peer fetches
+// what it lacks). Objects reach a peer's object store when it prepares, not
+// when the write is decided: a write that fails leaves unreferenced (never
+// unverified) objects, which gc removes.
 
 import (
 	"context"
