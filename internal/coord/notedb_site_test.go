@@ -463,6 +463,10 @@ func TestNoteDbChain(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 	}
 	requireConverged(t, e, l, project, map[string]string{ws[2].Ref: ws[2].New})
+	// A NoteDb write whose objects are not at a is refused, and nothing moves.
+	code, body := post(t, a.URL(), project, []coord.Update{{Ref: "refs/changes/99/3099/meta", Old: zeroID, New: strings.Repeat("ab", 20)}})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "at site a: classify: read abab")
 	// c loses the last two meta commits (loose objects, as the fast path
 	// wrote them) and its ref goes back to the first.
 	cdir := repoDir(l, c, project)
@@ -477,7 +481,7 @@ func TestNoteDbChain(t *testing.T) {
 	}
 	w := ws[3]
 	loadObjects(t, e, repoDir(l, a, project), w.Objects)
-	code, body := post(t, a.URL(), project, w.updates())
+	code, body = post(t, a.URL(), project, w.updates())
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"c"`, "sync mode: c voted")
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="chain"`))
