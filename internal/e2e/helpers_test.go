@@ -64,7 +64,24 @@ func waitReady(tb testing.TB, s *cluster.Site) {
 		last = fmt.Sprintf("%s %s", resp.Status, b)
 		return resp.StatusCode == http.StatusOK
 	})
-	require.True(tb, ok, "site %s not ready within %v: %s", s.Name, readyWait, last)
+	require.True(tb, ok, "site %s not ready within %v: %s\n--- its log since its last start, requests left out ---\n%s",
+		s.Name, readyWait, last, sinceStart(s))
+}
+
+// sinceStart is the site's log since its last start without the request
+// lines (a test polling /readyz floods the tail).
+func sinceStart(s *cluster.Site) string {
+	log := s.ReadLog()
+	if i := strings.LastIndex(log, cluster.StartMarker); i >= 0 {
+		log = log[i:]
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=request") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }
 
 // poll calls f until it returns true or limit passes; it reports the last
