@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/shard"
 )
 
 // Config is one snapshot of the configuration file. Field tags name the keys.
@@ -529,9 +530,11 @@ func editDistance(a, b string) int {
 
 // compiled holds what Validate derives once for the accessors.
 type compiled struct {
-	sites  []string
-	repl   []*glob.Pattern
-	shard  []*glob.Pattern
-	ignore []*glob.Pattern
-	notedb []*glob.Pattern
+	sites []string
+	repl  []*glob.Pattern
+	shard []*glob.Pattern
+	// placement is shard.projects over sites; it answers Placement and Holds.
+	placement *shard.Map
+	ignore    []*glob.Pattern
+	notedb    []*glob.Pattern
 }

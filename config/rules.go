@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/shard"
 )
 
 // ReplicationRule is the ack rule that applies to one project.
@@ -43,7 +44,7 @@ func (c *Config) Rule(project string) ReplicationRule {
 			r.Timeout = *o.Timeout
 		}
 	}
-	n := len(c.placement(comp, project))
+	n := len(comp.placement.Placement(project))
 	switch {
 	case r.Mode == ModeAsync:
 		r.Acks = 1
@@ -61,25 +62,35 @@ func (c *Config) Rule(project string) ReplicationRule {
 // matching shard.projects entry, or every site (Sites) when none matches.
 // The slice is the caller's. It panics on a Config that has not been validated.
 func (c *Config) Placement(project string) []string {
-	return slices.Clone(c.placement(c.mustCompiled(), project))
-}
-
-func (c *Config) placement(comp *compiled, project string) []string {
-	if i := glob.FirstMatch(comp.shard, project); i >= 0 {
-		return c.Shard.Projects[i].Sites
-	}
-	return comp.sites
+	return c.mustCompiled().placement.Placement(project)
 }
 
 // Holds reports whether site holds project.
 func (c *Config) Holds(site, project string) bool {
-	return slices.Contains(c.placement(c.mustCompiled(), project), site)
+	return c.mustCompiled().placement.Holds(site, project)
+}
+
+// ShardMap returns the placement of projects on sites (shard.projects over
+// Sites). It panics on a Config that has not been validated.
+func (c *Config) ShardMap() *shard.Map {
+	return c.mustCompiled().placement
 }
 
 // Sites returns every site: this one (site.name) first, then the peers in
 // file order. The slice is the caller's.
 func (c *Config) Sites() []string {
 	return slices.Clone(c.mustCompiled().sites)
+}
+
+// SiteURL returns the http.url of site: this site's own, or a peer's.
+func (c *Config) SiteURL(site string) (string, bool) {
+	if site == c.Site.Name {
+		return c.HTTP.URL, true
+	}
+	if p, ok := c.Peer(site); ok {
+		return p.URL, true
+	}
+	return "", false
 }
 
 // Peer returns the peer named name.

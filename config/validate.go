@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/shard"
 )
 
 // siteNameRE is a safe site name: it becomes part of file names (certs), refdb
@@ -185,6 +186,17 @@ func (c *Config) Validate() error {
 	// keys have problems, so that one pass reports everything it can.
 	if !slices.Contains(comp.repl, nil) && !slices.Contains(comp.shard, nil) {
 		v.checkAcks(c, comp)
+	}
+	if len(v.problems) == 0 {
+		rules := make([]shard.Rule, len(c.Shard.Projects))
+		for i, r := range c.Shard.Projects {
+			rules[i] = shard.Rule{Match: r.Match, Sites: r.Sites}
+		}
+		m, err := shard.NewMap(comp.sites, rules)
+		if err != nil { // the checks above make this unreachable
+			v.add("shard", "%v", err)
+		}
+		comp.placement = m
 	}
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}

@@ -51,28 +51,30 @@ func ParsePush(r *bufio.Reader) (Push, error) {
 	var buf bytes.Buffer
 	readPkt := func() (payload []byte, flush bool, err error) {
 		var hdr [4]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		n, err := io.ReadFull(r, hdr[:])
+		buf.Write(hdr[:n])
+		if err != nil {
 			return nil, false, fmt.Errorf("read push command: %w", unexpected(err))
 		}
-		buf.Write(hdr[:])
-		n, err := strconv.ParseUint(string(hdr[:]), 16, 16)
+		size, err := strconv.ParseUint(string(hdr[:]), 16, 16)
 		if err != nil {
 			return nil, false, fmt.Errorf("malformed pkt-line length %q", hdr[:])
 		}
 		switch {
-		case n == 0:
+		case size == 0:
 			return nil, true, nil
-		case n < 4:
-			return nil, false, fmt.Errorf("unexpected pkt-line %04x in push commands", n)
+		case size < 4:
+			return nil, false, fmt.Errorf("unexpected pkt-line %04x in push commands", size)
 		}
-		if buf.Len()+int(n) > maxCommands {
+		if buf.Len()+int(size) > maxCommands {
 			return nil, false, fmt.Errorf("push commands exceed %d bytes", maxCommands)
 		}
-		line := make([]byte, n-4)
-		if _, err := io.ReadFull(r, line); err != nil {
+		line := make([]byte, size-4)
+		n, err = io.ReadFull(r, line)
+		buf.Write(line[:n])
+		if err != nil {
 			return nil, false, fmt.Errorf("read push command: %w", unexpected(err))
 		}
-		buf.Write(line)
 		return line, false, nil
 	}
 	var caps string

@@ -717,7 +717,12 @@ func (m *Mesh) unregister(c *conn, cause error) {
 	if p.cur == nil {
 		now := time.Now()
 		p.since = now
-		m.log.Warn("peer down", "peer", p.name, "error", cause)
+		level := slog.LevelWarn
+		var ae *quic.ApplicationError
+		if errors.As(cause, &ae) && ae.ErrorCode == codeShutdown {
+			level = slog.LevelInfo // an orderly stop, ours or the peer's
+		}
+		m.log.Log(context.Background(), level, "peer down", "peer", p.name, "error", cause)
 		m.emit(PeerEvent{Peer: p.name, Kind: EventDown, At: now, Instance: c.hello.Instance, Err: cause})
 	}
 }

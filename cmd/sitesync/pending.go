@@ -14,43 +14,6 @@ func notYet(what string) func(*cobra.Command, []string) error {
 	}
 }
 
-func newDemoCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run a whole local cluster in one process (embedded refdb)",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("start --sites sites in one process with the embedded refdb and generated certificates, print each site's git URL, and with --smoke push a sample repository and check every site has it"),
-	}
-	cmd.Flags().Int("sites", 3, "number of sites")
-	cmd.Flags().String("dir", "", "working directory (default: a temporary directory)")
-	cmd.Flags().Bool("smoke", false, "push a sample repository, verify every site, print timings, exit 0/1")
-	return cmd
-}
-
-func newStatusCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show a site's peers, RTT, lag, queues and refdb health",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("read GET /api/v1/status of the site named by --config and print its peers, RTT, lag, queues and refdb health"),
-	}
-	cmd.Flags().String("config", "", "the site's configuration file")
-	return cmd
-}
-
-func newShardCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "shard", Short: "Project placement tools"}
-	m := &cobra.Command{
-		Use:   "haproxy-map",
-		Short: "Print an HAProxy map (project prefix → site backend) and the config lines using it",
-		Args:  cobra.NoArgs,
-		RunE:  notYet("print an HAProxy map of shard.projects placements and the HAProxy configuration that uses it"),
-	}
-	m.Flags().String("config", "", "the site's configuration file")
-	cmd.AddCommand(m)
-	return cmd
-}
-
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Latency and throughput harness against the git-protocol baseline"}
 	for _, w := range []struct{ name, what string }{

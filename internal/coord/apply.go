@@ -32,6 +32,16 @@ type project struct {
 	// push meets the refdb's verdict rather than a ref lock it lost.
 	inflight map[string]map[string]bool // txn → refs
 	idle     chan struct{}              // closed and replaced when an inflight push ends
+	placing  bool                       // newly placed here, not yet copied
+}
+
+// setPlacing sets the placing flag and reports whether it changed.
+func (p *project) setPlacing(v bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed := p.placing != v
+	p.placing = v
+	return changed
 }
 
 func (c *Coordinator) project(name string) *project {
@@ -59,12 +69,13 @@ func (p *project) notify() {
 	p.mu.Unlock()
 }
 
-func (p *project) begin(id string, refs []string) {
+// begin marks the refs of one of this site's writes as in flight.
+func (p *project) begin(id string, ups []Update) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	set := make(map[string]bool, len(refs))
-	for _, r := range refs {
-		set[r] = true
+	set := make(map[string]bool, len(ups))
+	for _, u := range ups {
+		set[u.Ref] = true
 	}
 	p.inflight[id] = set
 }

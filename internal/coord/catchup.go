@@ -4,12 +4,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
+
+	"github.com/sitesync/sitesync/packsync"
 )
 
 // catchUpRetry is how soon a failed catch-up is tried again.
 const catchUpRetry = 2 * time.Second
+
+// orphanAge is how old a quarantine without a prepared write must be before
+// catch-up removes it: a pack whose write failed and whose ABORT was lost.
+// Far longer than any write waits for its decision.
+const orphanAge = 30 * time.Minute
+
+// KickCatchUp asks for a catch-up of every project soon (the placement
+// changed, say).
+func (c *Coordinator) KickCatchUp() { c.kickCatchUp() }
+
+// Serving reports whether this site serves project: it holds it, and it is
+// not a project newly placed here that is still being copied from a peer.
+func (c *Coordinator) Serving(project string) bool {
+	if !c.holds(project) {
+		return false
+	}
+	c.mu.Lock()
+	p := c.projects[project]
+	c.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.placing
+}
 
 func (c *Coordinator) kickCatchUp() {
 	select {
@@ -69,10 +98,13 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		}
 		for _, p := range m.Projects {
 			if c.holds(p) && !slices.Contains(names, p) {
+				// Newly placed here: requests go to a site that has it
+				// until the copy is complete.
+				c.project(p).setPlacing(true)
 				if _, err := c.cfg.Repos.Root().Create(ctx, p); err != nil {
 					return err
 				}
-				c.log.Info("created a project found at a peer", "project", p, "peer", st.Name)
+				c.log.Info("copying a project placed here from a peer", "project", p, "peer", st.Name)
 				names = append(names, p)
 			}
 		}
@@ -84,7 +116,39 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		}
 		if err := c.catchUpProject(ctx, name, nil); err != nil {
 			errs = append(errs, err)
+		} else if c.project(name).setPlacing(false) {
+			c.log.Info("serving a project newly placed here", "project", name)
 		}
+		c.dropOrphans(name)
 	}
 	return errors.Join(errs...)
+}
+
+// dropOrphans removes the project's quarantines that no prepared write owns
+// and that have not changed for orphanAge.
+func (c *Coordinator) dropOrphans(name string) {
+	repo, err := c.cfg.Repos.Open(name)
+	if err != nil {
+		return
+	}
+	ids, err := packsync.List(repo.Dir)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		if _, err := c.prepared.Get(id); err == nil {
+			continue
+		}
+		q, err := packsync.Create(repo.Dir, id)
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(q.Dir()); err != nil || time.Since(st.ModTime()) < orphanAge {
+			continue
+		}
+		c.log.Info("dropping an orphaned quarantine", "project", name, "txn", id)
+		if err := q.Drop(); err != nil {
+			c.log.Warn("drop orphaned quarantine", "project", name, "txn", id, "error", err)
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,29 +270,7 @@ func (c *Coordinator) projectOf(dir string) (string, error) {
 }
 
 // localProjects lists the repositories under the root.
-func (c *Coordinator) localProjects() ([]string, error) {
-	root := c.cfg.Repos.Root().Dir()
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() || p == root {
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if strings.HasSuffix(d.Name(), ".git") {
-			if name, err := c.projectOf(p); err == nil {
-				out = append(out, name)
-			}
-			return filepath.SkipDir
-		}
-		return nil
-	})
-	return out, err
-}
+func (c *Coordinator) localProjects() ([]string, error) { return c.cfg.Repos.Root().List() }
 
 // QueueDepths counts writes in flight between this site and its peers.
 type QueueDepths struct {

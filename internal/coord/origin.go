@@ -16,6 +16,7 @@ import (
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
+	"github.com/sitesync/sitesync/transport"
 )
 
 // Outcomes a caller branches on.
@@ -99,6 +100,12 @@ type write struct {
 	once   sync.Once
 	result Result
 	err    error
+}
+
+// localWrite is a write whose objects are in the repository at dir: each
+// peer gets them as a pack built for it.
+func (c *Coordinator) localWrite(project, dir string, ups []Update) *write {
+	return &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: dir, ship: true, updates: ups}
 }
 
 // patchSet matches Gerrit's patch-set refs, which are create-only.
@@ -324,6 +331,9 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 	defer cancel()
 	recs, err := c.cfg.Store.CAS(cctx, w.project, b)
 	var conflict *refdb.ConflictError
+	if errors.As(err, &conflict) && adopt(&b, conflict) {
+		recs, err = c.cfg.Store.CAS(cctx, w.project, b)
+	}
 	switch {
 	case err == nil:
 	case errors.As(err, &conflict):
@@ -344,6 +354,30 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version}
 	}
 	return vs, nil
+}
+
+// adopt handles the first write of refs the refdb has never seen (version
+// 0): refs that existed in the repositories before sitesync guarded them.
+// The origin holds the old value the write expects (git checked it under
+// the ref lock), so the refdb adopts the ref by creating it. It reports
+// whether b changed and is worth trying again: only when every conflicting
+// ref is such a ref.
+func adopt(b *refdb.Batch, conflict *refdb.ConflictError) bool {
+	unseen := make(map[string]bool)
+	for _, r := range conflict.Refs {
+		if r.Current.Version != 0 {
+			return false
+		}
+		unseen[r.Ref] = true
+	}
+	changed := false
+	for i, u := range b.Updates {
+		if unseen[u.Ref] && u.Old != refdb.ZeroSHA {
+			b.Updates[i].Old = refdb.ZeroSHA
+			changed = true
+		}
+	}
+	return changed
 }
 
 func refsOf(ups []refdb.Update) []string {
@@ -430,16 +464,24 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 	})
 }
 
-// redeliver retries the outbound queue: every entry, or those waiting for
-// one peer.
+// redeliver retries the outbound queue for the connected peers (or one
+// peer that just connected). A peer that stays away catches up on its own
+// when it is back; the queue only makes that faster.
 func (c *Coordinator) redeliver(ctx context.Context, peer string) {
 	entries, err := c.outbound.List()
 	if err != nil {
 		c.log.Error("read the outbound queue", "error", err)
 	}
+	if len(entries) == 0 {
+		return
+	}
+	up := make(map[string]bool)
+	for _, st := range c.cfg.Mesh.Peers() {
+		up[st.Name] = st.Connected && (peer == "" || st.Name == peer)
+	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Prepared.Before(entries[j].Prepared) })
 	for _, e := range entries {
-		if peer == "" || slices.Contains(e.Peers, peer) {
+		if slices.ContainsFunc(e.Peers, func(p string) bool { return up[p] }) {
 			c.deliver(e, nil, nil)
 		}
 	}
@@ -468,13 +510,9 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 	if len(missing) > 0 {
 		return Result{}, fmt.Errorf("%w: object %s is not in %q at site %s", ErrInvalid, missing[0], project, c.cfg.Site)
 	}
-	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir, ship: true, updates: ups}
+	w := c.localWrite(project, repo.Dir, ups)
 	p := c.project(project)
-	refs := make([]string, len(ups))
-	for i, u := range ups {
-		refs[i] = u.Ref
-	}
-	p.begin(w.id, refs)
+	p.begin(w.id, ups)
 	defer p.end(w.id)
 	res, err := c.decide(ctx, w)
 	if err != nil {
@@ -506,12 +544,15 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	if err != nil {
 		return false, nil, err
 	}
+	if err := c.catchUpProject(ctx, project, nil); err != nil {
+		return created, nil, err
+	}
 	peers := c.peersOf(c.policy(project))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() {
-			if _, err := c.cfg.Mesh.Request(ctx, p, KindCreate, encode(createMsg{Project: project})); err != nil {
+			if err := c.createAt(ctx, p, project); err != nil {
 				mu.Lock()
 				pending = append(pending, p)
 				mu.Unlock()
@@ -521,6 +562,28 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	wg.Wait()
 	sort.Strings(pending)
 	return created, pending, nil
+}
+
+// createWait is how long a project creation waits for a peer that is not
+// connected: a site that just started dials its peers within a second.
+const createWait = 3 * time.Second
+
+// createAt creates the project at peer, retrying while the peer is not
+// connected for up to createWait.
+func (c *Coordinator) createAt(ctx context.Context, peer, project string) error {
+	ctx, cancel := context.WithTimeout(ctx, createWait)
+	defer cancel()
+	for {
+		_, err := c.cfg.Mesh.Request(ctx, peer, KindCreate, encode(createMsg{Project: project}))
+		if err == nil || !errors.Is(err, transport.ErrPeerUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Holds reports whether project is placed at this site.

@@ -204,6 +204,9 @@ func (c *Coordinator) handleCreate(ctx context.Context, from string, payload []b
 	if _, err := c.openForPeer(ctx, m.Project); err != nil {
 		return nil, err
 	}
+	if err := c.catchUpProject(ctx, m.Project, []string{from}); err != nil {
+		return nil, err
+	}
 	return []byte("ok"), nil
 }
 

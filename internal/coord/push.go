@@ -156,11 +156,7 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 	if err := c.check(ups); err != nil {
 		return reject(err)
 	}
-	refs := make([]string, len(ups))
-	for i, u := range ups {
-		refs[i] = u.Ref
-	}
-	c.project(w.project).begin(w.id, refs)
+	c.project(w.project).begin(w.id, ups)
 	if err := c.precheck(ctx, w.project, ups); err != nil {
 		return reject(err)
 	}
@@ -192,7 +188,8 @@ func (c *Coordinator) precheck(ctx context.Context, project string, ups []Update
 		if !c.cfg.Guarded(u.Ref) {
 			continue
 		}
-		if recs[i].Value != u.Old {
+		// A ref the refdb never saw (version 0) is adopted at the decision.
+		if recs[i].Version > 0 && recs[i].Value != u.Old {
 			conflict = append(conflict, refdb.RefConflict{Ref: u.Ref, Want: u.Old, Current: recs[i]})
 		}
 		i++
@@ -209,13 +206,9 @@ func (c *Coordinator) hookWrite(ctx context.Context, gitDir string, ups []Update
 	if err != nil {
 		return reject(err)
 	}
-	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: gitDir, ship: true, updates: ups}
+	w := c.localWrite(project, gitDir, ups)
 	p := c.project(project)
-	refs := make([]string, len(ups))
-	for i, u := range ups {
-		refs[i] = u.Ref
-	}
-	p.begin(w.id, refs)
+	p.begin(w.id, ups)
 	defer p.end(w.id)
 	if _, err := c.decide(ctx, w); err != nil {
 		return reject(err)

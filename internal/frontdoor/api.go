@@ -33,6 +33,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 		return
 	}
 	info.project = name
+	if s.redirect(w, r, name) {
+		return
+	}
 	switch {
 	case tail == "" && !strings.HasSuffix(rest, "/"):
 		if r.Method != http.MethodPut {

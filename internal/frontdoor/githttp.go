@@ -77,6 +77,9 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, info *requestI
 		return
 	}
 	info.project, info.service = req.project, string(req.service)
+	if s.redirect(w, r, req.project) {
+		return
+	}
 	repo, err := s.cfg.Repos.Open(req.project)
 	if err != nil {
 		msg := err.Error()

@@ -3,8 +3,8 @@ package frontdoor
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -20,6 +20,10 @@ type Config struct {
 	Ready func() error // nil error when the site takes writes; nil func: always ready
 	Extra http.Handler // optional: serves /metrics and anything else not routed here
 	Log   *slog.Logger // request log
+	// Route says where a project lives: redirect is true, with the base URL
+	// of a site that holds it, when this site does not. nil: every project
+	// is served here.
+	Route func(project string) (base string, redirect bool)
 	// Coord replicates writes; nil serves the repositories locally only.
 	Coord Coordinator
 	// Status answers GET /api/v1/status; nil: 404.

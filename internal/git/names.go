@@ -154,3 +154,37 @@ func within(root, p string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
+
+// List returns the projects under the root: every directory named
+// <project>.git with a HEAD file, its name valid. Hidden directories (a
+// repository being created) are skipped.
+func (r Root) List() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(r.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() || p == r.dir {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(d.Name(), ".git") {
+			return nil
+		}
+		rel, err := filepath.Rel(r.dir, p)
+		if err != nil {
+			return err
+		}
+		name := strings.TrimSuffix(filepath.ToSlash(rel), ".git")
+		if _, err := os.Stat(filepath.Join(p, "HEAD")); err == nil && ValidateName(name) == nil {
+			out = append(out, name)
+		}
+		return filepath.SkipDir
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list repositories under %s: %w", r.dir, err)
+	}
+	return out, nil
+}

@@ -66,3 +66,8 @@ func Fsync(path string) error {
 	}
 	return nil
 }
+
+// SetConfig sets a configuration value in the repository at dir.
+func SetConfig(ctx context.Context, dir, key, value string) error {
+	return run(ctx, dir, nil, nil, nil, "config", key, value)
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sitesync/sitesync/internal/sample"
 )
 
 // GitEnv is the environment git commands of a test run with.
@@ -94,12 +96,7 @@ func (e *GitEnv) Refs(tb testing.TB, dir string) map[string]string {
 }
 
 // Shape says what Generate builds.
-type Shape struct {
-	Commits  int // on main
-	Branches int // besides main, each forking from main with a few commits
-	Tags     int // annotated tags on main
-	FileSize int // bytes per changed file; 0 means a few hundred
-}
+type Shape = sample.Shape
 
 // Generate builds a bare repository of the given shape with git fast-import
 // and returns its directory. Contents are deterministic for a shape.
@@ -108,39 +105,8 @@ func Generate(tb testing.TB, e *GitEnv, s Shape) string {
 	dir := filepath.Join(tb.TempDir(), "src.git")
 	e.Run(tb, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
 	var in bytes.Buffer
-	size := s.FileSize
-	if size == 0 {
-		size = 300
-	}
-	mark := 0
-	commit := func(branch string, n int, from int) int {
-		mark++
-		fmt.Fprintf(&in, "commit refs/heads/%s\nmark :%d\ncommitter Test Committer <committer@example.com> %d +0000\n", branch, mark, 1700000000+mark)
-		msg := fmt.Sprintf("%s commit %d\n", branch, n)
-		fmt.Fprintf(&in, "data %d\n%s", len(msg), msg)
-		if from > 0 {
-			fmt.Fprintf(&in, "from :%d\n", from)
-		}
-		content := fileContent(branch, n, size)
-		fmt.Fprintf(&in, "M 100644 inline dir%d/file%d.txt\ndata %d\n%s\n", n%7, n%31, len(content), content)
-		return mark
-	}
-	var mainMarks []int
-	prev := 0
-	for i := range s.Commits {
-		prev = commit("main", i, prev)
-		mainMarks = append(mainMarks, prev)
-	}
-	for b := 1; b <= s.Branches && len(mainMarks) > 0; b++ {
-		p := mainMarks[(b*len(mainMarks))/(s.Branches+1)]
-		for i := range 3 {
-			p = commit(fmt.Sprintf("branch-%d", b), i, p)
-		}
-	}
-	for t := 1; t <= s.Tags && len(mainMarks) > 0; t++ {
-		msg := fmt.Sprintf("release %d\n", t)
-		fmt.Fprintf(&in, "tag v%d\nfrom :%d\ntagger Test Committer <committer@example.com> %d +0000\ndata %d\n%s",
-			t, mainMarks[(t*len(mainMarks))/(s.Tags+1)], 1700000000+t, len(msg), msg)
+	if err := sample.Write(&in, s); err != nil {
+		tb.Fatal(err)
 	}
 	e.RunInput(tb, dir, in.Bytes(), "fast-import", "--quiet")
 	return dir
@@ -157,18 +123,8 @@ func AddCommits(tb testing.TB, e *GitEnv, dir, branch string, n int) {
 		if i == 0 {
 			fmt.Fprintf(&in, "from refs/heads/%s^0\n", branch)
 		}
-		content := fileContent("more-"+branch, i, 500)
+		content := sample.FileContent("more-"+branch, i, 500)
 		fmt.Fprintf(&in, "M 100644 inline more/file%d.txt\ndata %d\n%s\n", i, len(content), content)
 	}
 	e.RunInput(tb, dir, in.Bytes(), "fast-import", "--quiet")
-}
-
-// fileContent is deterministic text that differs per commit and deltas well
-// against its neighbours, like source code does.
-func fileContent(branch string, n, size int) string {
-	var b strings.Builder
-	for line := 0; b.Len() < size; line++ {
-		fmt.Fprintf(&b, "%s line %d of change %d: %08x\n", branch, line, n, uint32(n*2654435761+line))
-	}
-	return b.String()
 }

@@ -1,10 +1,13 @@
 package hook
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sitesync/sitesync/internal/git"
 )
 
 // Names of the hooks sitesync installs.
@@ -34,4 +37,25 @@ func WriteScripts(dir, binary, socket string) error {
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Install points every repository under root at the hook scripts in
+// hooksDir (core.hooksPath), so that writes by any git process — another
+// server's receive-pack, an admin's update-ref — go through the daemon. It
+// returns the projects it wired.
+func Install(ctx context.Context, root git.Root, hooksDir string) ([]string, error) {
+	projects, err := root.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range projects {
+		dir, err := root.Existing(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := git.SetConfig(ctx, dir, "core.hooksPath", hooksDir); err != nil {
+			return nil, fmt.Errorf("install hooks in %q: %w", p, err)
+		}
+	}
+	return projects, nil
 }

@@ -178,3 +178,38 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestInstalledHooks: writes that bypass the front door — a push served by
+// another git server (here git's own file transport) and an admin's
+// update-ref — reach every site through the installed hooks.
+func TestInstalledHooks(t *testing.T) {
+	l := startLocal(t, LocalOptions{Sites: 3, Mode: "quorum"})
+	e := gittest.Env(t)
+	a := l.Sites[0]
+	createProject(t, a.URL(), "other/server")
+	dir := filepath.Join(a.repos.Root().Dir(), "other/server.git")
+	projects, err := hook.Install(context.Background(), a.repos.Root(), filepath.Join(a.cfg.Site.State, "hooks"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"other/server"}, projects)
+
+	src := gittest.Generate(t, e, gittest.Shape{Commits: 20, Branches: 2})
+	e.Run(t, src, "push", "--quiet", "file://"+dir, "refs/heads/*:refs/heads/*")
+	requireSameRefs(t, e, l, "other/server", e.Refs(t, src))
+
+	main := strings.TrimSpace(e.Run(t, dir, "rev-parse", "main~3"))
+	e.Run(t, dir, "update-ref", "refs/heads/admin", main)
+	want := e.Refs(t, src)
+	want["refs/heads/admin"] = main
+	requireSameRefs(t, e, l, "other/server", want)
+
+	// A write sitesync refuses fails locally too, with sitesync's reason,
+	// and the ref stays put: patch-set refs are create-only.
+	e.Run(t, dir, "update-ref", "refs/changes/01/1/1", main)
+	want["refs/changes/01/1/1"] = main
+	requireSameRefs(t, e, l, "other/server", want)
+	other := strings.TrimSpace(e.Run(t, dir, "rev-parse", "main"))
+	out, err := e.Try(dir, "update-ref", "refs/changes/01/1/1", other, main)
+	require.Error(t, err)
+	require.Contains(t, out, "sitesync: rejected: refs/changes/01/1/1 is a patch-set ref and cannot be changed once created")
+	requireSameRefs(t, e, l, "other/server", want)
+}

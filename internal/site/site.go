@@ -73,7 +73,7 @@ type Site struct {
 }
 
 // New opens everything the configuration names and binds the HTTP port.
-func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err error) {
+func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err error) {
 	cfg := live.Current()
 	log := opts.Log
 	if log == nil {
@@ -84,7 +84,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 			return nil, fmt.Errorf("site directories: %w", err)
 		}
 	}
-	s = &Site{live: live, cfg: cfg, log: log}
+	s := &Site{live: live, cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -131,7 +131,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 		mesh = s.mesh
 	}
 
-	socket := filepath.Join(cfg.Site.State, "hook.sock")
+	socket := HookSocket(cfg.Site.State)
 	binary := opts.Binary
 	if binary == "" {
 		if binary, err = os.Executable(); err != nil {
@@ -168,7 +168,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 	extra.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	front := frontdoor.New(frontdoor.Config{
 		Site: cfg.Site.Name, Repos: s.repos, Ready: s.ready, Extra: extra, Log: log,
-		Coord: s.coord, Status: s.status,
+		Coord: s.coord, Status: s.status, Route: Route(live, s.rtt, s.coord.Serving),
 	})
 	s.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -177,6 +177,10 @@ func New(ctx context.Context, live *config.Live, opts Options) (s *Site, err err
 	s.http = &http.Server{Handler: front, ReadHeaderTimeout: readHeaderTimeout}
 	return s, nil
 }
+
+// HookSocket is where the daemon of a site with state directory state
+// listens for its hooks.
+func HookSocket(state string) string { return filepath.Join(state, "hook.sock") }
 
 // pushEnv is the environment of git receive-pack: sitesync's hooks, and
 // fsync of everything a push writes, so an acknowledged push is durable at
@@ -227,6 +231,19 @@ func (s *Site) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.hooks.Run(ctx) })
 	g.Go(func() error { return s.coord.Run(ctx) })
+	g.Go(func() error {
+		// A new placement may add projects to this site: catch up now.
+		changes, cancel := s.live.Subscribe()
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changes:
+				s.coord.KickCatchUp()
+			}
+		}
+	})
 	g.Go(func() error {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
