@@ -17,7 +17,10 @@
 //   - TestOriginCrashAfterRefDBCommit: an origin killed right after its refdb
 //     commit (SITESYNC_FAULT=after-refdb-commit) leaves its client with a
 //     failure, the peers that voted commit the write on their own, the
-//     origin catches up on restart and the ref stays writable.
+//     origin catches up on restart and the ref stays writable. It crashes
+//     the origin three times: a crash sometimes kills git receive-pack while
+//     it holds the ref's lock, as a power loss does, and the restarted site
+//     must cope with the stale lock file.
 //   - TestConcurrentPushes: two clients racing to move one branch at two
 //     sites: each round exactly one wins, the other is told the branch was
 //     updated at another site, and every site ends with the winner's value.
