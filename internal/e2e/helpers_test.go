@@ -309,7 +309,7 @@ func setMode(tb testing.TB, c *cluster.Cluster, mode string) {
 	}
 }
 
-// gitVersionOK skips the test when no git is installed.
+// requireGit skips the test when no git is installed.
 func requireGit(tb testing.TB) {
 	tb.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
