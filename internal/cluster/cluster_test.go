@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -236,6 +238,7 @@ func TestNew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := cluster.New(ctx, cluster.Options{Sites: 1, Refdb: "none", Mode: "async", Log: &out,
+		Env: func(site string) []string { return []string{"SITESYNC_TEST_ENV=" + site} },
 		Config: func(site string, cfg map[string]any) {
 			cfg["replication"].(map[string]any)["timeout"] = 3 * time.Second
 		}})
@@ -248,6 +251,13 @@ func TestNew(t *testing.T) {
 	file, err := os.ReadFile(a.ConfigPath)
 	require.NoError(t, err)
 	require.Contains(t, string(file), `timeout: "3s"`)
+	requireEnv(t, pid, "SITESYNC_TEST_ENV=a", true)
+	require.NoError(t, a.Stop())
+	a.SetEnv("SITESYNC_TEST_ENV_2=x")
+	require.NoError(t, a.Start())
+	pid = a.Pid()
+	requireEnv(t, pid, "SITESYNC_TEST_ENV=a", false)
+	requireEnv(t, pid, "SITESYNC_TEST_ENV_2=x", true)
 
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "idempotent")
@@ -257,6 +267,17 @@ func TestNew(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "Close removes the directory New made")
 	require.Contains(t, out.String(), "a | "+cluster.StartMarker)
 	require.Contains(t, out.String(), "a | ")
+}
+
+// requireEnv checks whether the environment of process pid holds kv.
+func requireEnv(tb testing.TB, pid int, kv string, want bool) {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if errors.Is(err, os.ErrNotExist) {
+		tb.Skip("no /proc")
+	}
+	require.NoError(tb, err)
+	require.Equal(tb, want, slices.Contains(strings.Split(string(b), "\x00"), kv), "environment of %d holds %q", pid, kv)
 }
 
 func TestNewErrors(t *testing.T) {
