@@ -77,7 +77,10 @@ func (p *Push) Finish() {
 	c.mu.Lock()
 	delete(c.pushes, w.id)
 	c.mu.Unlock()
-	c.project(w.project).end(w.id)
+	proj := c.project(w.project)
+	proj.end(w.id)
+	// receive-pack has exited: the refs it moved are on disk.
+	proj.notify()
 	decided := false
 	w.once.Do(func() { w.err = errUndecided })
 	decided = w.err == nil
