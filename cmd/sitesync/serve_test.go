@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // binary builds the sitesync binary once per test run.
@@ -48,24 +49,6 @@ func freePort(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServe(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
@@ -79,7 +62,7 @@ func TestServe(t *testing.T) {
 	}
 	writeConfig("async")
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())

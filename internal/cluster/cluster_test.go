@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/config"
 	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // get returns the status of GET url, or an error.
@@ -213,28 +212,10 @@ func TestClusterLink(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer the log copier writes and the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestNew is the bench harness's use: no testing.TB, Close stops and
 // removes everything.
 func TestNew(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := cluster.New(ctx, cluster.Options{Sites: 1, Refdb: "none", Mode: "async", Log: &out,

@@ -19,6 +19,7 @@ import (
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/internal/cluster"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // teeSize is the size of the tee test's pack. The issue asks 300 MiB; the
@@ -171,7 +172,7 @@ func addBigCommit(tb testing.TB, env *gittest.GitEnv, dir string, size int64) {
 	cmd.Env = env.Vars()
 	stdin, err := cmd.StdinPipe()
 	require.NoError(tb, err)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(tb, cmd.Start())
 	w := bufio.NewWriterSize(stdin, 1<<20)
@@ -193,23 +194,4 @@ func addBigCommit(tb testing.TB, env *gittest.GitEnv, dir string, size int64) {
 	require.NoError(tb, w.Flush())
 	require.NoError(tb, stdin.Close())
 	require.NoError(tb, cmd.Wait(), "git fast-import: %s", out.String())
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
-	return len(p), nil
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
 }
