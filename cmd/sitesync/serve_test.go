@@ -76,14 +76,7 @@ func TestServe(t *testing.T) {
 	})
 
 	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
+	waitHealthy(t, base, 10*time.Second, "site never became healthy", &logs)
 
 	req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/projects/team%2Fapp", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -200,4 +193,18 @@ func TestHookInstall(t *testing.T) {
 	out2, err := e.Try(src, "push", "file://"+filepath.Join(repos, "x/y.git"), "main")
 	require.Error(t, err)
 	require.Contains(t, out2, "reach the sitesync daemon")
+}
+
+// waitHealthy waits until the server at base answers /healthz, showing its
+// log when it never does.
+func waitHealthy(tb testing.TB, base string, limit time.Duration, what string, log fmt.Stringer) {
+	tb.Helper()
+	require.Eventually(tb, func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, limit, 20*time.Millisecond, "%s:\n%s", what, log)
 }

@@ -249,14 +249,7 @@ func TestHAProxyRoutesByPlacement(t *testing.T) {
 		_ = proxy.Wait()
 	})
 	lb := "http://" + lbAddr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(lb + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "haproxy never answered:\n%s", &hpLog)
+	waitHealthy(t, lb, 10*time.Second, "haproxy never answered", &hpLog)
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	put := func(escaped string) *http.Response {
@@ -366,14 +359,7 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 		_ = cmd.Wait()
 	})
 	base := sites[0].url
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
+	waitHealthy(t, base, 20*time.Second, "site never became healthy", &logs)
 
 	// `sitesync status` reads the real status endpoint of the site.
 	statusOut, stderr, code := runBinary(t, "status", "--config", cfgPath)
