@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/shard"
 )
 
@@ -144,18 +146,9 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// DefaultNoteDBRefs are the NoteDb namespaces of DESIGN.md §5.
-var DefaultNoteDBRefs = []string{
-	"refs/changes/*/*/meta",
-	"refs/changes/*/*/robot-comments",
-	"refs/draft-comments/**",
-	"refs/starred-changes/**",
-	"refs/users/**",
-	"refs/groups/**",
-	"refs/meta/external-ids",
-	"refs/meta/group-names",
-	"refs/sequences/**",
-}
+// DefaultNoteDBRefs are the NoteDb namespaces of DESIGN.md §5: the fast
+// path's own list.
+var DefaultNoteDBRefs = slices.Clone(notedbfast.DefaultRefs)
 
 // Default returns the configuration with every default of DESIGN.md §7 and
 // the required keys empty. Derived defaults (http.url, mesh.cert, mesh.key)

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 const waitFor = 10 * time.Second // generous: the machine is shared
@@ -25,35 +26,17 @@ const (
 	v3 = site + peers + "replication: {projects: [{match: 'All-*', mode: quorum, acks: 3}]}\n"
 )
 
-// logBuffer is an io.Writer safe for the logger and the test to share.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	dir  string
 	path string
 	live *Live
-	log  *logBuffer
+	log  *syncbuf.Buffer
 }
 
 // newFixture writes content as the config file and returns a Live on it.
 func newFixture(tb testing.TB, content string) *fixture {
 	tb.Helper()
-	f := &fixture{dir: tb.TempDir(), log: &logBuffer{}}
+	f := &fixture{dir: tb.TempDir(), log: &syncbuf.Buffer{}}
 	f.path = writeFile(tb, f.dir, content)
 	var err error
 	f.live, err = NewLive(f.path, slog.New(slog.NewTextHandler(f.log, nil)))

@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultRefs are the NoteDb namespaces of DESIGN.md §5, in the project's
-// glob syntax (the same list config.DefaultNoteDBRefs holds).
+// glob syntax (config.DefaultNoteDBRefs is a copy).
 var DefaultRefs = []string{
 	"refs/changes/*/*/meta",
 	"refs/changes/*/*/robot-comments",

@@ -38,6 +38,8 @@ type Push struct {
 	Head []byte
 	// HasPack says a pack follows Head: some command creates or moves a ref.
 	HasPack bool
+	// Caps are the capabilities the client asked for on its first command.
+	Caps []string
 }
 
 // ParsePush reads the command section of a receive-pack request (protocol v0
@@ -113,6 +115,7 @@ func ParsePush(r *bufio.Reader) (Push, error) {
 			p.HasPack = true
 		}
 	}
+	p.Caps = strings.Fields(caps)
 	if len(p.Commands) == 0 {
 		p.Head = buf.Bytes()
 		return p, nil // a flush alone: the client had nothing to push
@@ -155,3 +158,57 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// Rejection is the response receive-pack would have sent had it refused
+// every command of the push for reason: the reason as a progress message
+// (the client shows it as "remote: …") and, if the client asked for a
+// report, "ng" for each ref. It stands in for receive-pack when git dies
+// without answering, as git 2.39 does when the reference-transaction hook
+// refuses a write ("ref updates aborted by hook").
+func (p Push) Rejection(reason string) []byte {
+	var report bytes.Buffer
+	short := strings.ReplaceAll(reason, "\n", " ")
+	if hasCap(strings.Join(p.Caps, " "), "report-status") || hasCap(strings.Join(p.Caps, " "), "report-status-v2") {
+		report.WriteString(pktLine("unpack ok\n"))
+		for _, c := range p.Commands {
+			report.WriteString(pktLine("ng " + c.Ref + " " + short + "\n"))
+		}
+		report.WriteString("0000")
+	}
+	var band byte
+	switch {
+	case hasCap(strings.Join(p.Caps, " "), "side-band-64k"):
+		band = 1
+	case hasCap(strings.Join(p.Caps, " "), "side-band"):
+		band = 1
+	}
+	if band == 0 {
+		return report.Bytes()
+	}
+	max := 65515
+	if !hasCap(strings.Join(p.Caps, " "), "side-band-64k") {
+		max = 995
+	}
+	var out bytes.Buffer
+	for _, line := range strings.Split(strings.TrimRight(reason, "\n"), "\n") {
+		out.WriteString(sideband(2, []byte(line+"\n"), max))
+	}
+	out.WriteString(sideband(1, report.Bytes(), max))
+	out.WriteString("0000")
+	return out.Bytes()
+}
+
+// sideband frames data as pkt-lines on a side-band channel.
+func sideband(ch byte, data []byte, max int) string {
+	var b strings.Builder
+	for len(data) > 0 {
+		n := min(len(data), max)
+		b.WriteString(fmt.Sprintf("%04x", n+5))
+		b.WriteByte(ch)
+		b.Write(data[:n])
+		data = data[n:]
+	}
+	return b.String()
+}
+
+func pktLine(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }

@@ -1,38 +1,23 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
-// logBuf collects a site's JSON log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lines returns the log lines containing every one of subs.
+// logBuf collects a site's JSON log lines.
+type logBuf struct{ syncbuf.Buffer }
+
 func (l *logBuf) lines(subs ...string) []string {
 	var out []string
 	for _, line := range strings.Split(l.String(), "\n") {

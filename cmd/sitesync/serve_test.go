@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // binary builds the sitesync binary once per test run.
@@ -48,24 +49,6 @@ func freePort(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServe(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
@@ -79,7 +62,7 @@ func TestServe(t *testing.T) {
 	}
 	writeConfig("async")
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -93,14 +76,7 @@ func TestServe(t *testing.T) {
 	})
 
 	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
+	waitHealthy(t, base, 10*time.Second, "site never became healthy", &logs)
 
 	req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/projects/team%2Fapp", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -217,4 +193,18 @@ func TestHookInstall(t *testing.T) {
 	out2, err := e.Try(src, "push", "file://"+filepath.Join(repos, "x/y.git"), "main")
 	require.Error(t, err)
 	require.Contains(t, out2, "reach the sitesync daemon")
+}
+
+// waitHealthy waits until the server at base answers /healthz, showing its
+// log when it never does.
+func waitHealthy(tb testing.TB, base string, limit time.Duration, what string, log fmt.Stringer) {
+	tb.Helper()
+	require.Eventually(tb, func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, limit, 20*time.Millisecond, "%s:\n%s", what, log)
 }

@@ -23,13 +23,14 @@ import (
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // runBinary runs the sitesync binary and returns its stdout, stderr and exit code.
 func runBinary(tb testing.TB, args ...string) (stdout, stderr string, code int) {
 	tb.Helper()
 	cmd := exec.Command(build(tb), args...)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var exit *exec.ExitError
@@ -155,7 +156,7 @@ func writeBad(tb testing.TB, dir string) string {
 type frontDoor struct {
 	spec siteSpec
 	root string
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 }
 
 // listenSites reserves a loopback listener per site name.
@@ -182,7 +183,7 @@ func startFrontDoor(tb testing.TB, cfgPath string, ln net.Listener) *frontDoor {
 	root, err := git.NewRoot(cfg.Site.Repos)
 	require.NoError(tb, err)
 	repos := git.NewRepos(root)
-	fd := &frontDoor{spec: siteSpec{name: cfg.Site.Name, url: cfg.HTTP.URL}, root: root.Dir(), log: &syncBuffer{}}
+	fd := &frontDoor{spec: siteSpec{name: cfg.Site.Name, url: cfg.HTTP.URL}, root: root.Dir(), log: &syncbuf.Buffer{}}
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: frontdoor.New(frontdoor.Config{
 		Site:  cfg.Site.Name,
 		Repos: repos,
@@ -239,7 +240,7 @@ func TestHAProxyRoutesByPlacement(t *testing.T) {
 	root.SetOut(io.Discard)
 	require.NoError(t, root.Execute())
 
-	var hpLog syncBuffer
+	var hpLog syncbuf.Buffer
 	proxy := exec.Command(hp, "-db", "-f", cfgOut)
 	proxy.Stdout, proxy.Stderr = &hpLog, &hpLog
 	require.NoError(t, proxy.Start())
@@ -248,14 +249,7 @@ func TestHAProxyRoutesByPlacement(t *testing.T) {
 		_ = proxy.Wait()
 	})
 	lb := "http://" + lbAddr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(lb + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "haproxy never answered:\n%s", &hpLog)
+	waitHealthy(t, lb, 10*time.Second, "haproxy never answered", &hpLog)
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	put := func(escaped string) *http.Response {
@@ -356,7 +350,7 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 	out, err := exec.Command(bin, "certs", "init", "--dir", filepath.Join(dir, "certs"), "--sites", "a,b").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
@@ -365,14 +359,7 @@ func TestServeRedirectsByPlacement(t *testing.T) {
 		_ = cmd.Wait()
 	})
 	base := sites[0].url
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 20*time.Millisecond, "site never became healthy:\n%s", &logs)
+	waitHealthy(t, base, 20*time.Second, "site never became healthy", &logs)
 
 	// `sitesync status` reads the real status endpoint of the site.
 	statusOut, stderr, code := runBinary(t, "status", "--config", cfgPath)

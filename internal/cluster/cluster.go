@@ -60,6 +60,11 @@ type Options struct {
 	// Log, if set, receives every process's output too, each line
 	// prefixed "<site> | " (the files get it in any case).
 	Log io.Writer
+	// Env, if set, gives each site's serve extra environment variables
+	// (KEY=VALUE, after the test process's own), for example a crash point
+	// such as SITESYNC_FAULT=after-refdb-commit. Site.SetEnv changes them
+	// for later starts.
+	Env func(site string) []string
 }
 
 // Cluster is a set of sitesync serve processes, their etcd and, with
@@ -220,6 +225,9 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 			ConfigPath: filepath.Join(dir, "site.yaml"),
 			LogPath:    filepath.Join(dir, "serve.log"),
 			c:          c,
+		}
+		if opts.Env != nil {
+			s.env = append([]string(nil), opts.Env(n)...)
 		}
 		c.sites = append(c.sites, s)
 		c.byName[n] = s

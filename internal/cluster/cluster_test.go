@@ -1,14 +1,14 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +18,7 @@ import (
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/config"
 	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // get returns the status of GET url, or an error.
@@ -211,31 +212,14 @@ func TestClusterLink(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer the log copier writes and the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestNew is the bench harness's use: no testing.TB, Close stops and
 // removes everything.
 func TestNew(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := cluster.New(ctx, cluster.Options{Sites: 1, Refdb: "none", Mode: "async", Log: &out,
+		Env: func(site string) []string { return []string{"SITESYNC_TEST_ENV=" + site} },
 		Config: func(site string, cfg map[string]any) {
 			cfg["replication"].(map[string]any)["timeout"] = 3 * time.Second
 		}})
@@ -248,6 +232,13 @@ func TestNew(t *testing.T) {
 	file, err := os.ReadFile(a.ConfigPath)
 	require.NoError(t, err)
 	require.Contains(t, string(file), `timeout: "3s"`)
+	requireEnv(t, pid, "SITESYNC_TEST_ENV=a", true)
+	require.NoError(t, a.Stop())
+	a.SetEnv("SITESYNC_TEST_ENV_2=x")
+	require.NoError(t, a.Start())
+	pid = a.Pid()
+	requireEnv(t, pid, "SITESYNC_TEST_ENV=a", false)
+	requireEnv(t, pid, "SITESYNC_TEST_ENV_2=x", true)
 
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "idempotent")
@@ -257,6 +248,17 @@ func TestNew(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "Close removes the directory New made")
 	require.Contains(t, out.String(), "a | "+cluster.StartMarker)
 	require.Contains(t, out.String(), "a | ")
+}
+
+// requireEnv checks whether the environment of process pid holds kv.
+func requireEnv(tb testing.TB, pid int, kv string, want bool) {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if errors.Is(err, os.ErrNotExist) {
+		tb.Skip("no /proc")
+	}
+	require.NoError(tb, err)
+	require.Equal(tb, want, slices.Contains(strings.Split(string(b), "\x00"), kv), "environment of %d holds %q", pid, kv)
 }
 
 func TestNewErrors(t *testing.T) {

@@ -101,4 +101,9 @@
 // after 30 s; Close stops every site (SIGKILL after 10 s), then the relays,
 // then etcd. Start, Stop and Kill of one site are serialized; every method
 // is safe for concurrent use.
+//
+// A serve inherits the test process's environment plus Options.Env(site);
+// Site.SetEnv replaces the extra variables for the next Start, so a test can
+// start a site with a crash point (SITESYNC_FAULT=after-refdb-commit) and
+// restart it without.
 package cluster

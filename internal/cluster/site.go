@@ -54,6 +54,7 @@ type Site struct {
 
 	mu     sync.Mutex // guards the fields below
 	cfg    map[string]any
+	env    []string // extra environment of serve (Options.Env, SetEnv)
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited and been reaped
 	exit   error         // cmd.Wait's result once done is closed
@@ -113,6 +114,7 @@ func (s *Site) Start() error {
 	s.mu.Lock()
 	s.starts++
 	n := s.starts
+	env := append(os.Environ(), s.env...)
 	s.mu.Unlock()
 	marker := fmt.Sprintf("%s %d of site %s at %s: %s serve --config %s ====\n",
 		StartMarker, n, s.Name, time.Now().Format(time.RFC3339Nano), s.c.bin, s.ConfigPath)
@@ -122,6 +124,7 @@ func (s *Site) Start() error {
 	}
 	cmd := exec.Command(s.c.bin, "serve", "--config", s.ConfigPath)
 	cmd.Dir = s.Dir
+	cmd.Env = env
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = waitDelay
 	var out io.Writer = logf
@@ -255,6 +258,14 @@ func (s *Site) reap() error {
 	exit := s.exit
 	s.cmd, s.done, s.exit = nil, nil, nil
 	return exit
+}
+
+// SetEnv replaces the extra environment variables (KEY=VALUE) of the
+// site's serve from its next Start on; a running serve keeps its own.
+func (s *Site) SetEnv(env ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.env = append([]string(nil), env...)
 }
 
 // Config returns a deep copy of the site's current config tree.

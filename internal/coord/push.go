@@ -16,10 +16,14 @@ import (
 	"github.com/sitesync/sitesync/refdb"
 )
 
+// errUndecided is the outcome of a push that ended before its decision.
+var errUndecided = errors.New("push ended before its decision")
+
 // Push is one receive-pack request in progress at its origin.
 type Push struct {
-	c *Coordinator
-	w *write
+	c      *Coordinator
+	w      *write
+	parsed packsync.Push
 	// Env is for the git receive-pack process: it ties the hooks to this
 	// write.
 	Env []string
@@ -39,6 +43,7 @@ func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Rea
 	p := &Push{c: c, w: w, Env: append([]string{hook.EnvTxn + "=" + w.id}, c.cfg.Env...)}
 	br := bufio.NewReaderSize(body, 64<<10)
 	parsed, err := packsync.ParsePush(br)
+	p.parsed = parsed
 	head := bytes.NewReader(parsed.Head)
 	peers := c.peersOf(w.policy)
 	switch {
@@ -72,13 +77,28 @@ func (p *Push) Finish() {
 	c.mu.Lock()
 	delete(c.pushes, w.id)
 	c.mu.Unlock()
-	c.project(w.project).end(w.id)
+	proj := c.project(w.project)
+	proj.end(w.id)
+	// receive-pack has exited: the refs it moved are on disk.
+	proj.notify()
 	decided := false
-	w.once.Do(func() { w.err = errors.New("push ended before its decision") })
+	w.once.Do(func() { w.err = errUndecided })
 	decided = w.err == nil
 	if !decided && w.tee != nil {
 		c.abortAt(w, c.peersOf(w.policy))
 	}
+}
+
+// Rejection is the receive-pack response that tells the client why
+// sitesync refused the push, when it did: git dies without a word when the
+// reference-transaction hook refuses, so the front door sends this instead.
+func (p *Push) Rejection() ([]byte, bool) {
+	w := p.w
+	w.once.Do(func() { w.err = errUndecided })
+	if w.err == nil || errors.Is(w.err, errUndecided) || len(p.parsed.Commands) == 0 {
+		return nil, false
+	}
+	return p.parsed.Rejection(strings.Join(reject(w.err).Lines, "\n")), true
 }
 
 // teeReader hands what git reads of the pack to the tee as well.

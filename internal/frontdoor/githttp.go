@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sitesync/sitesync/internal/coord"
 	"github.com/sitesync/sitesync/internal/git"
 )
 
@@ -127,8 +128,9 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, info *requestI
 		return
 	}
 	sreq := git.ServiceRequest{Dir: repo.Dir, Service: req.service, Protocol: protocol, Stdin: body}
+	var push *coord.Push
 	if req.service == git.ReceivePack && s.cfg.Coord != nil {
-		push, err := s.cfg.Coord.BeginPush(r.Context(), req.project, body)
+		push, err = s.cfg.Coord.BeginPush(r.Context(), req.project, body)
 		if err != nil {
 			writeText(w, statusOf(err), "sitesync: "+err.Error()+"\n")
 			return
@@ -138,17 +140,27 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, info *requestI
 	}
 	h.Set("Content-Type", fmt.Sprintf("application/x-git-%s-result", req.service))
 	w.WriteHeader(http.StatusOK)
-	s.runService(w, r, sreq)
+	written := s.runService(w, r, sreq)
+	if push != nil && written == 0 {
+		// git dies without a word when sitesync's reference-transaction
+		// hook refuses the push; answer in its place, so the user reads why.
+		if report, ok := push.Rejection(); ok {
+			_, _ = w.Write(report)
+		}
+	}
 }
 
 // runService streams one service exchange into the response. The status
 // line has been sent already, so a failure can only be logged; the client
 // sees the connection end early and reports it.
-func (s *Server) runService(w http.ResponseWriter, r *http.Request, req git.ServiceRequest) {
-	req.Stdout = &flushWriter{w: w, rc: http.NewResponseController(w)}
+// It returns how many bytes of response git wrote.
+func (s *Server) runService(w http.ResponseWriter, r *http.Request, req git.ServiceRequest) int64 {
+	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	req.Stdout = fw
 	if err := git.RunService(r.Context(), req); err != nil {
 		s.log.Warn("git service failed", "service", string(req.Service), "dir", req.Dir, "error", err)
 	}
+	return fw.n
 }
 
 // flushWriter pushes each chunk git writes to the client at once: a client
@@ -157,10 +169,12 @@ func (s *Server) runService(w http.ResponseWriter, r *http.Request, req git.Serv
 type flushWriter struct {
 	w  io.Writer
 	rc *http.ResponseController
+	n  int64 // bytes written
 }
 
 func (f *flushWriter) Write(p []byte) (int, error) {
 	n, err := f.w.Write(p)
+	f.n += int64(n)
 	if err == nil {
 		err = f.rc.Flush()
 	}

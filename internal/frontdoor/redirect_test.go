@@ -1,7 +1,6 @@
 package frontdoor
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // routedSite is a front door on loopback whose Route is set after start, so
@@ -22,7 +22,7 @@ import (
 type routedSite struct {
 	url  string
 	root string
-	log  *lockedBuffer
+	log  *syncbuf.Buffer
 	mu   sync.Mutex
 	// routes maps a project to the base URL it is redirected to.
 	routes map[string]string
@@ -33,7 +33,7 @@ func startRoutedSite(tb testing.TB, name string) *routedSite {
 	root, err := git.NewRoot(tb.TempDir())
 	require.NoError(tb, err)
 	repos := git.NewRepos(root)
-	s := &routedSite{root: root.Dir(), log: &lockedBuffer{}, routes: map[string]string{}}
+	s := &routedSite{root: root.Dir(), log: &syncbuf.Buffer{}, routes: map[string]string{}}
 	srv := httptest.NewServer(New(Config{
 		Site:  name,
 		Repos: repos,
@@ -57,23 +57,6 @@ func (s *routedSite) route(project, base string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.routes[project] = base
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // noFollow is a client that returns redirects instead of following them.

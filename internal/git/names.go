@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -187,4 +188,52 @@ func (r Root) List() ([]string, error) {
 		return nil, fmt.Errorf("list repositories under %s: %w", r.dir, err)
 	}
 	return out, nil
+}
+
+// RemoveStaleLocks removes the ref lock files (refs/**/*.lock,
+// packed-refs.lock, HEAD.lock) of every repository under the root that were
+// last written before `before`: locks a git process left when it was killed
+// with the machine or the daemon. Call it at start, before any git process
+// of this site runs. It returns the files it removed.
+func (r Root) RemoveStaleLocks(before time.Time) ([]string, error) {
+	projects, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	stale := func(p string) error {
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || !st.ModTime().Before(before) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		removed = append(removed, p)
+		return nil
+	}
+	for _, project := range projects {
+		dir := filepath.Join(r.dir, project+".git")
+		for _, f := range []string{"packed-refs.lock", "HEAD.lock"} {
+			if err := stale(filepath.Join(dir, f)); err != nil {
+				return removed, err
+			}
+		}
+		err := filepath.WalkDir(filepath.Join(dir, "refs"), func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if !d.IsDir() && strings.HasSuffix(d.Name(), ".lock") {
+				return stale(p)
+			}
+			return nil
+		})
+		if err != nil {
+			return removed, fmt.Errorf("remove stale locks in %q: %w", project, err)
+		}
+	}
+	return removed, nil
 }

@@ -22,8 +22,8 @@ func WriteScripts(dir, binary, socket string) error {
 		return fmt.Errorf("hook scripts: %w", err)
 	}
 	for _, name := range Installed {
-		script := fmt.Sprintf("#!/bin/sh\n# Written by sitesync: hands git's %s hook to the sitesync daemon.\n%s=${%s:-%s} exec %s hook %s \"$@\"\n",
-			name, EnvSocket, EnvSocket, shellQuote(socket), shellQuote(binary), name)
+		script := fmt.Sprintf("#!/bin/sh\n# Written by sitesync: hands git's %s hook to the sitesync daemon.\n%s%s=${%s:-%s} exec %s hook %s \"$@\"\n",
+			name, shortcut(name), EnvSocket, EnvSocket, shellQuote(socket), shellQuote(binary), name)
 		tmp := filepath.Join(dir, "."+name+".tmp")
 		if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
 			return fmt.Errorf("hook scripts: %w", err)
@@ -33,6 +33,20 @@ func WriteScripts(dir, binary, socket string) error {
 		}
 	}
 	return nil
+}
+
+// shortcut is the shell that answers, without starting sitesync, the hook
+// calls that need no decision: a write the daemon itself applies, and the
+// reference-transaction phases after the decision ("committed",
+// "aborted"), whose exit status git ignores. Each sitesync start costs a
+// few milliseconds on every push. git's input is read so git never writes
+// into a closed pipe.
+func shortcut(name string) string {
+	s := "if [ -n \"$" + EnvApplying + "\" ]; then cat >/dev/null; exit 0; fi\n"
+	if name == ReferenceTransaction {
+		s += "case \"$1\" in " + Committed + "|" + Aborted + ") cat >/dev/null; exit 0 ;; esac\n"
+	}
+	return s
 }
 
 func shellQuote(s string) string {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/hook"
+	"github.com/sitesync/sitesync/internal/syncbuf"
 )
 
 // TestMain lets the test binary stand in for `sitesync hook NAME`: the
@@ -33,9 +33,9 @@ func TestMain(m *testing.M) {
 func startLocal(tb testing.TB, opts LocalOptions) *Local {
 	tb.Helper()
 	opts.Dir = tb.TempDir()
-	var logs strings.Builder
+	logs := &syncbuf.Buffer{}
 	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l, err := NewLocal(ctx, opts)
@@ -165,18 +165,6 @@ func TestLocalWriteAPI(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusConflict, resp.StatusCode, string(got))
 	require.Contains(t, string(got), "refs/heads/api was updated at site a")
-}
-
-// syncWriter serialises writes of the cluster's loggers.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestInstalledHooks: writes that bypass the front door — a push served by

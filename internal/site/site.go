@@ -94,6 +94,14 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 	if err != nil {
 		return nil, err
 	}
+	// A site that died (power loss, SIGKILL) may have killed git processes
+	// holding ref locks; no git process of this site runs yet, so any lock
+	// older than now is stale and would leave its ref unwritable.
+	if removed, err := root.RemoveStaleLocks(time.Now()); err != nil {
+		return nil, err
+	} else if len(removed) > 0 {
+		log.Warn("removed ref locks left by a crash", "locks", removed)
+	}
 	// The daemon's own ref writes apply decided transactions: an installed
 	// reference-transaction hook lets them through.
 	s.repos = git.NewRepos(root, hook.EnvApplying+"=1")
