@@ -55,6 +55,7 @@ import (
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/transport"
 )
 
 // NoteDBConfig turns on the NoteDb fast path of the local write API. Both
@@ -451,7 +452,9 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		reply, err := c.cfg.Mesh.Request(ctx, peer, KindPrepareDelta, encodeDelta(deltaMsg{Header: h, Frame: frame}))
 		var m deltaVotesMsg
 		reason := ""
-		if err != nil {
+		if errors.Is(err, transport.ErrNoHandler) {
+			reason = "runs a release without the NoteDb fast path"
+		} else if err != nil {
 			reason = "unreachable: " + shortErr(err)
 		} else if err := decode(reply, &m, (*deltaVotesMsg).check); err != nil {
 			reason = err.Error()
@@ -794,7 +797,13 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 				}
 				ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 				defer cancel()
-				if _, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m)); err != nil {
+				_, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m))
+				if errors.Is(err, transport.ErrNoHandler) {
+					// A release without the fast path: the plain COMMIT,
+					// whose peer fetches the objects.
+					_, err = c.cfg.Mesh.Request(ctx, p, KindCommit, encode(commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}))
+				}
+				if err != nil {
 					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
 					return
 				}
