@@ -180,7 +180,10 @@ func (c *Coordinator) writeNoteDB(ctx context.Context, project string, repo *git
 	if err != nil {
 		return Result{}, true, err
 	}
-	cls, err := cl.Classify(ctx, repo.Objects, toFast(ups))
+	// Detached: a client that goes away mid-read would kill the
+	// repository's shared cat-file under every other write. The walk is
+	// bounded by notedb.max_bytes.
+	cls, err := cl.Classify(context.WithoutCancel(ctx), repo.Objects, toFast(ups))
 	switch {
 	case errors.Is(err, git.ErrObjectMissing):
 		return Result{}, true, fmt.Errorf("%w: objects of the write are not in %q at site %s: %v", ErrInvalid, project, c.cfg.Site, err)
