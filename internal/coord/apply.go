@@ -184,7 +184,7 @@ func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version,
 			haves = append(haves, cur)
 		}
 	}
-	if err := c.ensureObjects(ctx, p.name, repo.Dir, wants, haves, from); err != nil {
+	if err := c.ensureObjects(ctx, p.name, repo, wants, haves, from); err != nil {
 		return err
 	}
 	var ups []git.RefUpdate
@@ -208,7 +208,8 @@ func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version,
 
 // localRef is the value of ref here, ZeroID if it does not exist.
 func (c *Coordinator) localRef(ctx context.Context, repo *git.Repo, ref string) (string, error) {
-	id, err := repo.Objects.Resolve(ctx, ref)
+	// A cancelled read would kill the shared cat-file; this one is short.
+	id, err := repo.Objects.Resolve(context.WithoutCancel(ctx), ref)
 	if errors.Is(err, git.ErrObjectMissing) {
 		return git.ZeroID, nil
 	}
@@ -220,14 +221,15 @@ func (c *Coordinator) localRef(ctx context.Context, repo *git.Repo, ref string) 
 
 // ensureObjects makes sure every object reachable from wants is here,
 // fetching a pack from the first of the sites in from that has them.
-func (c *Coordinator) ensureObjects(ctx context.Context, project, dir string, wants, haves, from []string) error {
+func (c *Coordinator) ensureObjects(ctx context.Context, project string, repo *git.Repo, wants, haves, from []string) error {
 	if len(wants) == 0 {
 		return nil
 	}
-	missing, err := git.MissingObjects(ctx, dir, "", wants)
+	missing, err := c.missing(ctx, repo, wants)
 	if err != nil || len(missing) == 0 {
 		return err
 	}
+	dir := repo.Dir
 	var errs []error
 	for _, peer := range from {
 		if peer == c.cfg.Site {
@@ -243,6 +245,32 @@ func (c *Coordinator) ensureObjects(ctx context.Context, project, dir string, wa
 		return fmt.Errorf("objects %s of %q are missing here and no peer was asked", missing[0], project)
 	}
 	return fmt.Errorf("fetch objects of %q: %w", project, errors.Join(errs...))
+}
+
+// fewObjects is up to how many objects missing asks the repository's
+// long-lived cat-file one by one rather than starting a git process: the
+// apply of one small write must not cost a process start.
+const fewObjects = 64
+
+// missing returns those of ids the repository lacks. Objects present are
+// complete: the repository holds only complete histories.
+func (c *Coordinator) missing(ctx context.Context, repo *git.Repo, ids []string) ([]string, error) {
+	if len(ids) > fewObjects {
+		return git.MissingObjects(ctx, repo.Dir, "", ids)
+	}
+	// A cancelled read would kill the shared cat-file; these reads are short.
+	rctx := context.WithoutCancel(ctx)
+	var out []string
+	for _, id := range ids {
+		_, _, err := repo.Objects.Info(rctx, id)
+		switch {
+		case errors.Is(err, git.ErrObjectMissing):
+			out = append(out, id)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // fetch asks peer for a pack of wants (not of haves), received into a
