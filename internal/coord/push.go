@@ -133,9 +133,16 @@ func (t *teeReader) Read(b []byte) (int, error) {
 // comes from a git process sitesync did not start (an installed hook): its
 // "prepared" call is decided on its own.
 func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response {
-	ups := make([]Update, len(req.Updates))
-	for i, u := range req.Updates {
-		ups[i] = Update{Ref: u.Ref, Old: u.Old, New: u.New}
+	// git reports a symbolic ref (HEAD) moving with the branch it names;
+	// only the branch is written, and only it is replicated.
+	ups := make([]Update, 0, len(req.Updates))
+	for _, u := range req.Updates {
+		if strings.HasPrefix(u.Ref, "refs/") {
+			ups = append(ups, Update{Ref: u.Ref, Old: u.Old, New: u.New})
+		}
+	}
+	if len(ups) == 0 {
+		return hook.Response{OK: true}
 	}
 	c.mu.Lock()
 	w := c.pushes[req.Txn]

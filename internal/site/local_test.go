@@ -116,6 +116,11 @@ func TestLocalPushReplicates(t *testing.T) {
 				_, err := os.Stat(filepath.Join(s.repos.Root().Dir(), "tango/core.git", "HEAD"))
 				require.NoError(t, err, "site %s has no repository", s.Name())
 			}
+			// HEAD names the branch pushed: git's hook input then has HEAD
+			// moving along with it.
+			for _, s := range l.Sites {
+				e.Run(t, filepath.Join(s.repos.Root().Dir(), "tango/core.git"), "symbolic-ref", "HEAD", "refs/heads/main")
+			}
 			src := gittest.Generate(t, e, gittest.Shape{Commits: 60, Branches: 3, Tags: 4})
 			e.Run(t, src, "push", "--quiet", a.URL()+"/tango/core.git", "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
 			requireSameRefs(t, e, l, "tango/core", e.Refs(t, src))
