@@ -13,7 +13,6 @@ import (
 	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
-	"github.com/sitesync/sitesync/refdb"
 )
 
 // errUndecided is the outcome of a push that ended before its decision.
@@ -184,47 +183,7 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 		return reject(err)
 	}
 	c.project(w.project).begin(w.id, ups)
-	if err := c.precheck(ctx, w.project, ups); err != nil {
-		return reject(err)
-	}
 	return hook.Response{OK: true}
-}
-
-// precheck compares a write's old values with the refdb before git takes
-// any lock, so that a push racing another site's write meets the refdb's
-// verdict rather than a ref lock held by the apply of that write.
-func (c *Coordinator) precheck(ctx context.Context, project string, ups []Update) error {
-	var refs []string
-	for _, u := range ups {
-		if c.cfg.Guarded(u.Ref) {
-			refs = append(refs, u.Ref)
-		}
-	}
-	if len(refs) == 0 {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
-	defer cancel()
-	recs, err := c.cfg.Store.Get(rctx, project, refs...)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	var conflict []refdb.RefConflict
-	i := 0
-	for _, u := range ups {
-		if !c.cfg.Guarded(u.Ref) {
-			continue
-		}
-		// A ref the refdb never saw (version 0) is adopted at the decision.
-		if recs[i].Version > 0 && recs[i].Value != u.Old {
-			conflict = append(conflict, refdb.RefConflict{Ref: u.Ref, Want: u.Old, Current: recs[i]})
-		}
-		i++
-	}
-	if len(conflict) > 0 {
-		return &ConflictError{Project: project, Refs: conflict}
-	}
-	return nil
 }
 
 // hookWrite decides a write seen only by an installed hook.
