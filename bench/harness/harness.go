@@ -73,6 +73,12 @@ type Options struct {
 
 	// Factories are the systems under test; nil means the baselines.
 	Factories []workload.Factory
+	// More, if set, is called once Dir and Git are settled and returns
+	// more systems under test, run after Factories (sitesync's targets,
+	// which need the run's scratch space and git environment).
+	More func(env Env) []workload.Factory
+	// Notes are added to the report's notes (how the targets were set up).
+	Notes []string
 	// Baseline names the target the ratio column divides by; "" means
 	// git-push.
 	Baseline string
@@ -84,6 +90,15 @@ type Options struct {
 	// Git runs git; nil means an isolated environment under Dir.
 	Git *workload.Git
 	Log *slog.Logger
+}
+
+// Env is what Options.More gets: the run's topology, git and a scratch
+// directory of its own.
+type Env struct {
+	Topology workload.Topology
+	Git      *workload.Git
+	Dir      string
+	Log      *slog.Logger
 }
 
 // ErrUnknownWorkload is returned for a workload name not in Workloads.
@@ -155,6 +170,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if o.Factories == nil {
 		o.Factories = baseline.Factories(baseline.Config{Topology: o.Topology, Git: o.Git, Dir: filepath.Join(o.Dir, "sites"), Log: o.Log})
 	}
+	if o.More != nil {
+		o.Factories = append(slices.Clip(o.Factories), o.More(Env{Topology: o.Topology, Git: o.Git, Dir: mkdir(o.Dir, "more"), Log: o.Log})...)
+	}
 	started := time.Now()
 	rep := &report.Report{Meta: report.Meta{
 		Started: started, Quick: o.Quick, Machine: machine(ctx, o.Git), Baseline: o.Baseline,
@@ -162,6 +180,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			Jitter: o.Topology.Profile.Jitter, Bandwidth: o.Topology.Profile.Bandwidth},
 	}}
 
+	rep.Meta.Notes = append(rep.Meta.Notes, o.Notes...)
 	// The corpus's replay (and its repository as the push/pack seed).
 	var replay *workload.Replay
 	if slices.Contains(o.Workloads, NoteDb) || o.Seed == "" {
