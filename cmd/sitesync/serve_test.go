@@ -163,7 +163,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 
 func TestPendingCommandsFail(t *testing.T) {
 	bin := build(t)
-	for _, args := range [][]string{{"demo"}, {"status"}, {"hook", "install"}, {"shard", "haproxy-map"}, {"bench", "push"}} {
+	for _, args := range [][]string{{"demo"}, {"status"}, {"hook", "install"}, {"shard", "haproxy-map"}} {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		var exit *exec.ExitError
 		require.ErrorAs(t, err, &exit, "%v must not pretend to succeed", args)
