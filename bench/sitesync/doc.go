@@ -8,7 +8,9 @@
 //
 // # Seeding
 //
-// The project is created with PUT /api/v1/projects/{name} at the origin.
+// The project is created with PUT /api/v1/projects/{name} at the origin,
+// and HEAD of its repository at every site is pointed at a branch nothing
+// writes (ParkedHEAD: a workaround for a coordinator bug, see there).
 // Every ref of Seed.Peers is then pushed with C git to the origin's front
 // door (in batches of at most SeedBatch refs: etcd takes at most 128
 // operations per transaction, and every ref of a push is one refdb CAS

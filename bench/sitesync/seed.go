@@ -22,6 +22,9 @@ func (t *Target) seed(ctx context.Context, seed workload.Seed) error {
 	if err := t.createProject(ctx); err != nil {
 		return err
 	}
+	if err := t.parkHEAD(ctx); err != nil {
+		return err
+	}
 	want, err := t.refs(ctx, seed.Peers)
 	if err != nil {
 		return err
@@ -82,6 +85,39 @@ func (t *Target) createProject(ctx context.Context) error {
 	}
 	if len(body.Pending) > 0 {
 		t.log.Info("project pending at sites", "sites", body.Pending)
+	}
+	return nil
+}
+
+// ParkedHEAD is where the bench points every site repository's HEAD: a
+// branch nothing writes. It works around a sitesync bug seen with git 2.39:
+// when a push moves the branch HEAD names, git's reference-transaction hook
+// also lists HEAD (the log-only update of the symbolic ref), and the
+// coordinator rejects the push in the committed phase ("HEAD -> SHA was not
+// part of the decided push"), so every push to the default branch fails.
+// Nothing in the bench reads HEAD; the baselines' HEAD stays as the seed has it.
+const ParkedHEAD = "refs/heads/sitesync-bench-parked-head"
+
+// parkHEAD points HEAD of the project's repository at every site at
+// ParkedHEAD, once each site has the repository.
+func (t *Target) parkHEAD(ctx context.Context) error {
+	for _, site := range t.cfg.Topology.Sites {
+		repo := t.Repo(site)
+		for {
+			if _, err := os.Stat(filepath.Join(repo, "HEAD")); err == nil {
+				break
+			}
+			timer := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return fmt.Errorf("site %q has no repository of %q: %w", site, t.project, ctx.Err())
+			case <-timer.C:
+			}
+		}
+		if _, err := t.cfg.Git.Run(ctx, repo, nil, "symbolic-ref", "HEAD", ParkedHEAD); err != nil {
+			return err
+		}
 	}
 	return nil
 }
