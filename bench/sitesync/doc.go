@@ -11,18 +11,22 @@
 // The project is created with PUT /api/v1/projects/{name} at the origin,
 // and HEAD of its repository at every site is pointed at a branch nothing
 // writes (ParkedHEAD: a workaround for a coordinator bug, see there).
-// Every ref of Seed.Peers is then pushed with C git to the origin's front
-// door (in batches of at most SeedBatch refs: etcd takes at most 128
-// operations per transaction, and every ref of a push is one refdb CAS
-// batch), so sitesync replicates the seed like any write and the refdb holds
-// every seed ref; the seed is ready when every site's repository lists
-// exactly Seed.Peers's refs. When Seed.Origin differs (the notedb replay),
-// the objects Seed.Origin holds but none of its refs reach (the replayed
-// NoteDb commits) are packed straight into the origin site's object store
-// with `git pack-objects` — no ref, no push, no refdb record — as Gerrit's
-// NoteDb writer would have written them just before moving the ref. So the
-// peers start with exactly what the baseline peers start with (the objects
-// reachable from the seed refs) and the origin with what the baseline origin
+// Then every site's repository fetches Seed.Peers from disk (sitesync's
+// hooks are configured only for the git processes serve starts, so nothing
+// is replicated), and the refdb gets one record per seed ref, written by the
+// origin site, through the refdb's etcd store in batches of SeedBatch refs
+// (etcd takes at most 128 operations per transaction): the state a
+// replicated push of the seed leaves, without its cost — pushing a
+// 5,600-ref corpus through the origin costs ~5 s per 100-ref push over 50 ms
+// links, about five minutes per cluster. Config.PushSeed pushes the seed
+// through the origin instead (git push in batches of SeedBatch refs, then a
+// wait until every site lists exactly the seed's refs). When Seed.Origin
+// differs (the notedb replay), the objects Seed.Origin holds but none of its
+// refs reach (the replayed NoteDb commits) are then packed straight into the
+// origin site's object store with `git pack-objects` — no ref, no push, no
+// refdb record — as Gerrit's NoteDb writer would have written them just
+// before moving the ref. So the peers start with exactly the objects the
+// baseline peers start with and the origin with what the baseline origin
 // holds.
 //
 // # Writes and reads

@@ -95,8 +95,18 @@ func TestSeed(t *testing.T) {
 	require.NoError(t, err)
 	r, err := workload.PrepareNoteDb(ctx, g, corpus, filepath.Join(dir, "prep"), "bench/project", 4)
 	require.NoError(t, err)
+	for _, tt := range []struct {
+		name string
+		push bool
+	}{{name: "direct"}, {name: "push", push: true}} {
+		t.Run(tt.name, func(t *testing.T) { testSeed(t, g, r, tt.push) })
+	}
+}
+
+func testSeed(t *testing.T, g *workload.Git, r *workload.Replay, push bool) {
+	ctx := context.Background()
 	topo := workload.Topology{Sites: []string{"a", "b", "c"}, Profile: link.Profile{Delay: 2 * time.Millisecond}}
-	tg, err := sitesync.Start(ctx, sitesync.Config{Topology: topo, Git: g, Dir: t.TempDir()}, sitesync.Quorum, r.Seed)
+	tg, err := sitesync.Start(ctx, sitesync.Config{Topology: topo, Git: g, Dir: t.TempDir(), PushSeed: push}, sitesync.Quorum, r.Seed)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, tg.Close()) })
 	require.Equal(t, 2, tg.AckSites())
@@ -110,11 +120,12 @@ func TestSeed(t *testing.T) {
 	for _, peer := range tg.Sites() {
 		require.Equal(t, objects(r.Seed.Peers), objects(tg.Repo(peer)), "peer %s", peer)
 	}
-	u := r.Updates[0]
-	_, err = tg.Write(ctx, u)
-	require.NoError(t, err, tg.LogTails(30))
-	for _, peer := range tg.Sites() {
-		_, err := tg.Visible(ctx, peer, u.Ref, u.New)
+	for _, u := range r.Updates[:2] {
+		_, err = tg.Write(ctx, u)
 		require.NoError(t, err, tg.LogTails(30))
+		for _, peer := range tg.Sites() {
+			_, err := tg.Visible(ctx, peer, u.Ref, u.New)
+			require.NoError(t, err, tg.LogTails(30))
+		}
 	}
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// Acks is W of the quorum mode (origin included); 0 is a majority of
 	// the sites.
 	Acks int
+	// PushSeed seeds by pushing every seed ref through the origin (batches of
+	// SeedBatch) instead of writing the repositories and the refdb directly
+	// (see the package doc).
+	PushSeed bool
 	// RefdbAtOrigin puts etcd beside the origin site (see the package doc).
 	RefdbAtOrigin bool
 	Log           *slog.Logger
