@@ -79,6 +79,10 @@ type Options struct {
 	More func(env Env) []workload.Factory
 	// Notes are added to the report's notes (how the targets were set up).
 	Notes []string
+	// KeepGoing: a (workload, target) pair that fails is recorded in the
+	// report's notes with the samples it made, and the run goes on; Run
+	// writes the report and returns every failure, joined.
+	KeepGoing bool
 	// Baseline names the target the ratio column divides by; "" means
 	// git-push.
 	Baseline string
@@ -209,6 +213,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("notedb replay: the last %d of %d meta commits of %d changes, in committer-time order",
 			len(r.Updates), r.Commits, r.Chains))
 	}
+	var failed []error
 	seed := o.Seed
 	if seed == "" {
 		seed = replay.Seed.Peers
@@ -246,7 +251,14 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			})
 			rep.Samples = append(rep.Samples, samples...)
 			if err != nil {
-				return rep, fmt.Errorf("bench %s against %s: %w", w, f.Name, err)
+				err = fmt.Errorf("bench %s against %s: %w", w, f.Name, err)
+				if !o.KeepGoing {
+					return rep, err
+				}
+				log.Error("workload failed", "workload", w, "target", f.Name, "samples", len(samples), "error", err)
+				rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("FAILED after %d samples: %v", len(samples), err))
+				failed = append(failed, err)
+				continue
 			}
 			log.Info("workload done", "workload", w, "target", f.Name, "samples", len(samples), "took", time.Since(t0))
 		}
@@ -257,7 +269,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return rep, fmt.Errorf("bench: %w", err)
 		}
 	}
-	return rep, nil
+	return rep, errors.Join(failed...)
 }
 
 // runOne starts a target, runs one workload against it and stops it.

@@ -43,6 +43,7 @@ func newBenchRunCmd(workloadName, short string) *cobra.Command {
 		binary    string
 		dir       string
 		keep      bool
+		keepGoing bool
 	)
 	gofs := flag.NewFlagSet(workloadName, flag.ContinueOnError)
 	hf := harness.RegisterFlags(gofs)
@@ -86,7 +87,7 @@ and prints the summary.`,
 					return fmt.Errorf("bench: the sitesync binary: %w", err)
 				}
 			}
-			o.Log, o.Dir = log, dir
+			o.Log, o.Dir, o.KeepGoing = log, dir, keepGoing
 			if !baselines {
 				o.Factories = []workload.Factory{}
 				if len(modes) > 0 {
@@ -121,13 +122,10 @@ and prints the summary.`,
 					return err
 				}
 			}
-			if runErr != nil {
-				return runErr
-			}
-			if o.Out != "" {
+			if o.Out != "" && (runErr == nil || o.KeepGoing) {
 				fmt.Fprintf(cmd.OutOrStdout(), "\nreport written to %s\n", o.Out)
 			}
-			return nil
+			return runErr
 		},
 	}
 	cmd.Flags().AddGoFlagSet(gofs)
@@ -138,6 +136,7 @@ and prints the summary.`,
 	cmd.Flags().BoolVar(&refdbHere, "refdb-at-origin", false, "put etcd beside the origin site instead of one link from every site")
 	cmd.Flags().StringVar(&binary, "binary", "", "sitesync binary the sites run (default: this executable)")
 	cmd.Flags().StringVar(&dir, "dir", "", "scratch directory (default: a temporary one, removed after)")
+	cmd.Flags().BoolVar(&keepGoing, "keep-going", false, "when a target fails, record it in the report and run the next one (exit status 1 at the end)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep each cluster's directory (site logs) under --dir")
 	lf.register(cmd)
 	return cmd
