@@ -3,7 +3,6 @@ package harness
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.Packs, "packs", 0, fmt.Sprintf("pack workload: pushes (default %d, quick %d)", DefaultPacks, QuickPacks))
 	fs.StringVar(&f.Size, "size", "", fmt.Sprintf("pack workload: bytes per push, e.g. 256MiB (default %dMiB, quick %dMiB)", DefaultPackSize>>20, QuickPackSize>>20))
 	fs.IntVar(&f.Updates, "updates", 0, fmt.Sprintf("notedb workload: most recent meta updates to replay, -1 for all (default %d, quick %d)", DefaultNoteDbUpdates, QuickNoteDbUpdates))
-	fs.StringVar(&f.Out, "out", "", "report directory (default: "+ResultsDir+"/<time>-<host>, or a temporary directory with --quick)")
+	fs.StringVar(&f.Out, "out", "", "report directory (default: "+ResultsDir+"/<date>-<workload>; with --quick, none)")
 	return f
 }
 
@@ -84,8 +83,11 @@ func (f *Flags) Options(workloads ...string) (Options, error) {
 		return Options{}, err
 	}
 	if o.Out == "" && !f.Quick {
-		host, _ := os.Hostname()
-		o.Out = filepath.Join(ResultsDir, time.Now().UTC().Format("20060102-150405")+"-"+host)
+		name := strings.Join(workloads, "+")
+		if name == "" {
+			name = "all"
+		}
+		o.Out = filepath.Join(ResultsDir, time.Now().UTC().Format("2006-01-02")+"-"+name)
 	}
 	return o, nil
 }

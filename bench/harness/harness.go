@@ -73,6 +73,16 @@ type Options struct {
 
 	// Factories are the systems under test; nil means the baselines.
 	Factories []workload.Factory
+	// More, if set, is called once Dir and Git are settled and returns
+	// more systems under test, run after Factories (sitesync's targets,
+	// which need the run's scratch space and git environment).
+	More func(env Env) []workload.Factory
+	// Notes are added to the report's notes (how the targets were set up).
+	Notes []string
+	// KeepGoing: a (workload, target) pair that fails is recorded in the
+	// report's notes with the samples it made, and the run goes on; Run
+	// writes the report and returns every failure, joined.
+	KeepGoing bool
 	// Baseline names the target the ratio column divides by; "" means
 	// git-push.
 	Baseline string
@@ -84,6 +94,15 @@ type Options struct {
 	// Git runs git; nil means an isolated environment under Dir.
 	Git *workload.Git
 	Log *slog.Logger
+}
+
+// Env is what Options.More gets: the run's topology, git and a scratch
+// directory of its own.
+type Env struct {
+	Topology workload.Topology
+	Git      *workload.Git
+	Dir      string
+	Log      *slog.Logger
 }
 
 // ErrUnknownWorkload is returned for a workload name not in Workloads.
@@ -155,6 +174,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	if o.Factories == nil {
 		o.Factories = baseline.Factories(baseline.Config{Topology: o.Topology, Git: o.Git, Dir: filepath.Join(o.Dir, "sites"), Log: o.Log})
 	}
+	if o.More != nil {
+		o.Factories = append(slices.Clip(o.Factories), o.More(Env{Topology: o.Topology, Git: o.Git, Dir: mkdir(o.Dir, "more"), Log: o.Log})...)
+	}
 	started := time.Now()
 	rep := &report.Report{Meta: report.Meta{
 		Started: started, Quick: o.Quick, Machine: machine(ctx, o.Git), Baseline: o.Baseline,
@@ -162,6 +184,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			Jitter: o.Topology.Profile.Jitter, Bandwidth: o.Topology.Profile.Bandwidth},
 	}}
 
+	rep.Meta.Notes = append(rep.Meta.Notes, o.Notes...)
 	// The corpus's replay (and its repository as the push/pack seed).
 	var replay *workload.Replay
 	if slices.Contains(o.Workloads, NoteDb) || o.Seed == "" {
@@ -190,6 +213,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("notedb replay: the last %d of %d meta commits of %d changes, in committer-time order",
 			len(r.Updates), r.Commits, r.Chains))
 	}
+	var failed []error
 	seed := o.Seed
 	if seed == "" {
 		seed = replay.Seed.Peers
@@ -227,7 +251,14 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			})
 			rep.Samples = append(rep.Samples, samples...)
 			if err != nil {
-				return rep, fmt.Errorf("bench %s against %s: %w", w, f.Name, err)
+				err = fmt.Errorf("bench %s against %s: %w", w, f.Name, err)
+				if !o.KeepGoing {
+					return rep, err
+				}
+				log.Error("workload failed", "workload", w, "target", f.Name, "samples", len(samples), "error", err)
+				rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("FAILED after %d samples: %v", len(samples), err))
+				failed = append(failed, err)
+				continue
 			}
 			log.Info("workload done", "workload", w, "target", f.Name, "samples", len(samples), "took", time.Since(t0))
 		}
@@ -238,7 +269,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return rep, fmt.Errorf("bench: %w", err)
 		}
 	}
-	return rep, nil
+	return rep, errors.Join(failed...)
 }
 
 // runOne starts a target, runs one workload against it and stops it.

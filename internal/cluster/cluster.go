@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/freeport"
 	"github.com/sitesync/sitesync/transport"
 )
 
@@ -539,22 +539,9 @@ type portPicker struct{ used map[string]bool }
 
 func (p *portPicker) pick(network string) (string, error) {
 	for range 100 {
-		var addr string
-		switch network {
-		case "tcp":
-			l, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				return "", fmt.Errorf("free tcp port: %w", err)
-			}
-			addr = l.Addr().String()
-			l.Close()
-		case "udp":
-			l, err := net.ListenPacket("udp4", "127.0.0.1:0")
-			if err != nil {
-				return "", fmt.Errorf("free udp port: %w", err)
-			}
-			addr = l.LocalAddr().String()
-			l.Close()
+		addr, err := freeport.Pick(network)
+		if err != nil {
+			return "", err
 		}
 		if !p.used[addr] {
 			p.used[addr] = true

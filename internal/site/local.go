@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitesync/sitesync/config"
+	"github.com/sitesync/sitesync/internal/freeport"
 	"github.com/sitesync/sitesync/transport"
 )
 
@@ -111,11 +111,11 @@ func writeLocalConfigs(opts LocalOptions, names, paths []string) error {
 	type ports struct{ http, mesh string }
 	ps := make([]ports, len(names))
 	for i := range names {
-		h, err := freeTCP()
+		h, err := freeport.Pick("tcp")
 		if err != nil {
 			return err
 		}
-		m, err := freeUDP()
+		m, err := freeport.Pick("udp")
 		if err != nil {
 			return err
 		}
@@ -150,24 +150,4 @@ func writeLocalConfigs(opts LocalOptions, names, paths []string) error {
 		}
 	}
 	return nil
-}
-
-// freeTCP and freeUDP pick a free loopback port. Another process could take
-// it before the site binds it; a demo or test then fails loudly at bind.
-func freeTCP() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func freeUDP() (string, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String(), nil
 }
