@@ -26,6 +26,7 @@ type project struct {
 	mu      sync.Mutex
 	loaded  bool              // applied holds the refdb's versions since a catch-up
 	applied map[string]uint64 // highest refdb version of each ref held here
+	writers map[string]string // site that wrote that version, when known
 	changed chan struct{}     // closed and replaced when a ref moves
 	// inflight are the refs of this site's own pushes between their
 	// pre-receive and their end: a peer's write to one of them waits, so the
@@ -52,6 +53,7 @@ func (c *Coordinator) project(name string) *project {
 		p = &project{
 			name:     name,
 			applied:  make(map[string]uint64),
+			writers:  make(map[string]string),
 			changed:  make(chan struct{}),
 			inflight: make(map[string]map[string]bool),
 			idle:     make(chan struct{}),
@@ -125,6 +127,9 @@ func (p *project) decided(vs []Version) {
 	for _, v := range vs {
 		if v.Version > p.applied[v.Ref] {
 			p.applied[v.Ref] = v.Version
+			if v.Site != "" {
+				p.writers[v.Ref] = v.Site
+			}
 		}
 	}
 }
@@ -328,7 +333,7 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 			cur = git.ZeroID
 		}
 		if cur != r.Value {
-			behind = append(behind, Version{Ref: r.Ref, Value: r.Value, Version: r.Version})
+			behind = append(behind, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
 		}
 	}
 	// Refs move in version order of the batches that wrote them; one
@@ -349,7 +354,7 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	}
 	vs := make([]Version, 0, len(recs))
 	for _, r := range recs {
-		vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version})
+		vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
 	}
 	p.decided(vs)
 	p.mu.Lock()

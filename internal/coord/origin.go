@@ -47,13 +47,17 @@ func (e *ConflictError) Error() string {
 	var parts []string
 	for _, r := range e.Refs {
 		cur := r.Current
+		where := "at site " + cur.Site
+		if cur.Site == "" {
+			where = "at another site"
+		}
 		switch {
 		case cur.Version == 0:
 			parts = append(parts, fmt.Sprintf("%s does not exist", r.Ref))
 		case !cur.Exists():
-			parts = append(parts, fmt.Sprintf("%s was deleted at site %s", r.Ref, cur.Site))
+			parts = append(parts, fmt.Sprintf("%s was deleted %s", r.Ref, where))
 		default:
-			parts = append(parts, fmt.Sprintf("%s was updated at site %s", r.Ref, cur.Site))
+			parts = append(parts, fmt.Sprintf("%s was updated %s", r.Ref, where))
 		}
 	}
 	return strings.Join(parts, "; ") + "; fetch and retry"
@@ -351,7 +355,7 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 	}
 	vs := make([]Version, len(recs))
 	for i, r := range recs {
-		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version}
+		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site}
 	}
 	return vs, nil
 }
@@ -419,7 +423,7 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 		var vs []Version
 		var ups []Update
 		for _, u := range e.Updates {
-			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version})
+			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version, Site: e.Origin})
 			ups = append(ups, Update{Ref: u.Ref, Old: git.ZeroID, New: u.New})
 		}
 		var mu sync.Mutex

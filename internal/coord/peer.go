@@ -266,7 +266,7 @@ func (c *Coordinator) resolve(ctx context.Context, e journal.Entry, now time.Tim
 		}
 		for _, r := range recs {
 			named = named && r.Txn == e.Txn
-			vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version})
+			vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
 		}
 	}
 	switch {

@@ -13,6 +13,7 @@ import (
 	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
 )
 
 // errUndecided is the outcome of a push that ended before its decision.
@@ -63,6 +64,9 @@ func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Rea
 	for _, cmd := range parsed.Commands {
 		w.updates = append(w.updates, Update{Ref: cmd.Ref, Old: cmd.Old, New: cmd.New})
 	}
+	// From now until the push ends, a peer's write to one of its refs waits:
+	// the push then meets the refdb's verdict, not a ref moved under it.
+	c.project(project).begin(w.id, w.updates)
 	c.mu.Lock()
 	c.pushes[w.id] = w
 	c.mu.Unlock()
@@ -183,7 +187,39 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 		return reject(err)
 	}
 	c.project(w.project).begin(w.id, ups)
+	if err := c.checkLocal(ctx, w.project, ups); err != nil {
+		return reject(err)
+	}
 	return hook.Response{OK: true}
+}
+
+// checkLocal compares a push's old values with the refs here before git
+// locks them: a ref that moved since the client read it was moved by a
+// peer's write, and the user is told so (git would only say it cannot lock
+// the ref). It reads local refs only: no round trip.
+func (c *Coordinator) checkLocal(ctx context.Context, project string, ups []Update) error {
+	repo, err := c.cfg.Repos.Open(project)
+	if err != nil {
+		return err
+	}
+	p := c.project(project)
+	var moved []refdb.RefConflict
+	for _, u := range ups {
+		cur, err := c.localRef(ctx, repo, u.Ref)
+		if err != nil {
+			return err
+		}
+		if cur != u.Old {
+			p.mu.Lock()
+			rec := refdb.Record{Ref: u.Ref, Value: cur, Version: max(p.applied[u.Ref], 1), Site: p.writers[u.Ref]}
+			p.mu.Unlock()
+			moved = append(moved, refdb.RefConflict{Ref: u.Ref, Want: u.Old, Current: rec})
+		}
+	}
+	if len(moved) > 0 {
+		return &ConflictError{Project: project, Refs: moved}
+	}
+	return nil
 }
 
 // hookWrite decides a write seen only by an installed hook.

@@ -43,6 +43,7 @@ type Version struct {
 	Ref     string `json:"ref"`
 	Value   string `json:"value"`
 	Version uint64 `json:"version"`
+	Site    string `json:"site,omitempty"` // the site whose write it is
 }
 
 type prepareMsg struct {
@@ -145,6 +146,22 @@ func (m *commitMsg) check() error {
 		}
 		if err := refdb.ValidateSHA(v.Value); err != nil {
 			return err
+		}
+		if err := checkSite(v.Site); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSite accepts a site name as the configuration allows them, or "".
+func checkSite(s string) error {
+	if len(s) > 64 {
+		return fmt.Errorf("site name of %d bytes", len(s))
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("invalid site name %q", s)
 		}
 	}
 	return nil
