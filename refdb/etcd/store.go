@@ -46,6 +46,7 @@ type Store struct {
 	now    func() time.Time
 	maxOps int
 	closed atomic.Bool
+	seen   seen
 }
 
 // Open connects to etcd. The connection is made lazily by the client: Open
@@ -171,10 +172,11 @@ func (s *Store) Get(ctx context.Context, project string, refs ...string) ([]refd
 			return nil, s.fail(ctx, fmt.Sprintf("get refs of %q", project), err)
 		}
 		rev = resp.Header.Revision
-		got, _, err := decode(chunk, resp.Responses)
+		got, revs, err := decode(chunk, resp.Responses)
 		if err != nil {
 			return nil, fmt.Errorf("get refs of %q: %w", project, err)
 		}
+		s.seen.store(ks, got, revs)
 		recs = append(recs, got...)
 	}
 	return recs, nil
@@ -196,13 +198,21 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		refs[i] = u.Ref
 	}
 	ks, gets := s.keys(project, refs)
-	resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
-	if err != nil {
-		return nil, s.fail(ctx, fmt.Sprintf("cas in %q: read", project), err)
+	cur, revs, hit := s.seen.lookup(ks)
+	if hit {
+		// A conflict against cached values may be stale: read first.
+		_, conflict := refdb.Decide(project, b, cur, s.now())
+		hit = conflict == nil
 	}
-	cur, revs, err := decode(refs, resp.Responses)
-	if err != nil {
-		return nil, fmt.Errorf("cas in %q: %w", project, err)
+	if !hit {
+		resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return nil, s.fail(ctx, fmt.Sprintf("cas in %q: read", project), err)
+		}
+		if cur, revs, err = decode(refs, resp.Responses); err != nil {
+			return nil, fmt.Errorf("cas in %q: %w", project, err)
+		}
+		s.seen.store(ks, cur, revs)
 	}
 	for attempt := 1; ; attempt++ {
 		if err := retry.Wait(ctx, attempt); err != nil {
@@ -224,6 +234,11 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 			return nil, s.fail(ctx, fmt.Sprintf("cas in %q: commit", project), err)
 		}
 		if resp.Succeeded {
+			now := make([]int64, len(ks))
+			for i := range now {
+				now[i] = resp.Header.Revision // every put of the Txn has its revision
+			}
+			s.seen.store(ks, next, now)
 			return next, nil
 		}
 		// Some key moved since the read: the Else branch read them all at
@@ -231,6 +246,7 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		if cur, revs, err = decode(refs, resp.Responses); err != nil {
 			return nil, fmt.Errorf("cas in %q: %w", project, err)
 		}
+		s.seen.store(ks, cur, revs)
 		if attempt == retry.MaxAttempts {
 			return nil, refdb.Unavailable(fmt.Sprintf("cas in %q", project),
 				fmt.Errorf("%d concurrent rewrites in a row with unchanged values", attempt))
@@ -289,7 +305,9 @@ func (s *Store) RemoveProject(ctx context.Context, project string) error {
 	if s.closed.Load() {
 		return refdb.ErrClosed
 	}
+	s.seen.forget()
 	_, err := s.cli.Delete(ctx, string(s.layout.Start(project)), clientv3.WithRange(string(s.layout.End(project))))
+	s.seen.forget()
 	if err != nil {
 		return s.fail(ctx, fmt.Sprintf("remove project %q", project), err)
 	}

@@ -73,3 +73,48 @@ func TestGetManyRefs(t *testing.T) {
 	}
 	require.False(t, recs[300].Exists())
 }
+
+// TestStaleCache: a Store whose cache of a ref is stale (another Store
+// wrote it since) neither overwrites the newer value nor refuses a write
+// that is right against etcd.
+func TestStaleCache(t *testing.T) {
+	srv := etcdtest.Start(t)
+	prefix := fmt.Sprintf("/t%d", prefixSeq.Add(1))
+	a, b := newStoreWithPrefix(t, srv, prefix), newStoreWithPrefix(t, srv, prefix)
+	ctx := context.Background()
+	x, y, z, w := sha('x'), sha('y'), sha('z'), sha('w')
+	cas := func(s *etcd.Store, site, old, new string) ([]refdb.Record, error) {
+		return s.CAS(ctx, "p", refdb.Batch{Txn: "t-" + site + new[:4], Site: site, Updates: []refdb.Update{{Ref: "refs/heads/main", Old: old, New: new}}})
+	}
+	_, err := cas(a, "a", refdb.ZeroSHA, x)
+	require.NoError(t, err)
+	_, err = cas(a, "a", x, y) // a's cache now says y
+	require.NoError(t, err)
+	_, err = b.Get(ctx, "p", "refs/heads/main")
+	require.NoError(t, err)
+	_, err = cas(b, "b", y, z) // etcd says z; a does not know
+	require.NoError(t, err)
+
+	// Against its stale cache a would move y → w: etcd refuses, naming z.
+	_, err = cas(a, "a", y, w)
+	var conflict *refdb.ConflictError
+	require.ErrorAs(t, err, &conflict)
+	require.Equal(t, z, conflict.Refs[0].Current.Value)
+	require.Equal(t, "b", conflict.Refs[0].Current.Site)
+
+	// b's write after a's stale read: a, told z by etcd now, succeeds.
+	_, err = cas(b, "b", z, x)
+	require.NoError(t, err)
+	recs, err := cas(a, "a", x, w) // a's cache says z: it reads etcd instead of refusing
+	require.NoError(t, err)
+	require.Equal(t, w, recs[0].Value)
+	require.Equal(t, uint64(5), recs[0].Version)
+}
+
+func sha(c byte) string {
+	b := make([]byte, 40)
+	for i := range b {
+		b[i] = "0123456789abcdef"[(int(c)+i)%16]
+	}
+	return string(b)
+}
