@@ -42,12 +42,13 @@
 // site reaches it through a relay of its own with the run's profile): with
 // one-way delay D, etcd is a fourth location D from every site, and every
 // etcd round trip of any site costs ≥ 2D. A write's decision is a refdb CAS
-// (one read transaction, one conditional commit: ≥ 2 round trips, ≥ 4D), so
-// an acknowledgement costs at least
+// (one read transaction, one conditional commit: ≥ 2 round trips, ≥ 4D; one
+// round trip, 2D, when the site's refdb client remembers the refs' last
+// revisions), so an acknowledgement costs at least
 //
-//	async:  4D                      (the CAS alone; no votes)
-//	quorum: 2D + 4D                 (a vote from the W-th site, then the CAS)
-//	sync:   2D + 4D                 (every vote, in parallel, then the CAS)
+//	async:  2D–4D                   (the CAS alone; no votes)
+//	quorum: 2D + 2D–4D              (a vote from the W-th site, then the CAS)
+//	sync:   2D + 2D–4D              (every vote, in parallel, then the CAS)
 //
 // and a peer sees the value ≥ D after the decision. The workload's floors
 // (workload.Topology) count only the site-to-site links (0, 2D, 2D and D), so

@@ -9,6 +9,13 @@
 // *refdb.ConflictError, or, if the values still match (a same-value rewrite),
 // the Txn is retried against them.
 //
+// The Store remembers the last record and ModRevision it read or wrote of
+// each key (seen.go). When every key of a batch is remembered and the batch
+// holds against them, the read is skipped: the guarded commit goes at once,
+// one round trip instead of two — the common case of a site moving refs it
+// moved last. A stale entry fails the guard and costs the retry above; a
+// conflict against remembered values is never reported without reading etcd.
+//
 // Limits: one etcd Txn may hold at most the server's --max-txn-ops operations
 // (default 128), so a batch has at most Options.MaxTxnOps refs; larger batches
 // fail with refdb.ErrInvalid before anything is sent. Keys follow
