@@ -24,9 +24,6 @@ import (
 // peer no sooner than the links allow, and that every site ends with the
 // origin's refs.
 func TestQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 9 clusters")
-	}
 	env := gittest.Env(t)
 	g := &workload.Git{Env: env.Vars()}
 	seed := gittest.Generate(t, env, gittest.Shape{Commits: 10, Branches: 2, Tags: 1})

@@ -16,9 +16,6 @@ import (
 // checks the report each writes and prints. (bench/sitesync's TestQuick runs
 // every mode.)
 func TestBenchQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts clusters")
-	}
 	bin := build(t)
 	for _, w := range []string{"push", "pack", "notedb"} {
 		t.Run(w, func(t *testing.T) {

@@ -767,66 +767,39 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 	c.nd.mu.Unlock()
 	c.background(func(ctx context.Context) {
 		defer c.delivering.Delete(e.Txn)
-		var mu sync.Mutex
-		var done []string
-		var wg sync.WaitGroup
-		for _, p := range e.Peers {
+		c.sendAll(ctx, e, func(ctx context.Context, p string) error {
 			t := turns[p]
-			wg.Go(func() {
-				defer close(t.mine)
-				if t.prev != nil {
-					select {
-					case <-t.prev:
-					case <-ctx.Done():
-						return
-					}
+			defer close(t.mine)
+			if t.prev != nil {
+				select {
+				case <-t.prev:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
-				m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs}}
-				pv := held[p]
-				if pv != nil {
-					// A peer still preparing: its answer says whether
-					// it needs the objects again.
-					select {
-					case <-pv.done:
-					case <-ctx.Done():
-						return
-					}
-				}
-				if pv == nil || !holdsAll(pv.yes, decided) {
-					f, err := frame()
-					if err == nil {
-						m.Frame = f
-					}
-				}
-				ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
-				defer cancel()
-				_, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m))
-				if errors.Is(err, transport.ErrNoHandler) {
-					// A release without the fast path: the plain COMMIT,
-					// whose peer fetches the objects.
-					_, err = c.cfg.Mesh.Request(ctx, p, KindCommit, encode(commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}))
-				}
-				if err != nil {
-					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
-					return
-				}
-				mu.Lock()
-				done = append(done, p)
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
-		if len(rest) == 0 {
-			if err := c.outbound.Remove(e.Txn); err != nil {
-				c.log.Error("outbound queue", "txn", e.Txn, "error", err)
 			}
-			return
-		}
-		e.Peers = rest
-		if err := c.outbound.Put(e); err != nil {
-			c.log.Error("outbound queue", "txn", e.Txn, "error", err)
-		}
+			m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs}}
+			if pv := held[p]; pv != nil {
+				// A peer still preparing: its answer says whether it
+				// needs the objects again.
+				select {
+				case <-pv.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if pv := held[p]; pv == nil || !holdsAll(pv.yes, decided) {
+				if f, err := frame(); err == nil {
+					m.Frame = f
+				}
+			}
+			_, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m))
+			if errors.Is(err, transport.ErrNoHandler) {
+				// A release without the fast path: the plain COMMIT,
+				// whose peer fetches the objects.
+				_, err = c.cfg.Mesh.Request(ctx, p, KindCommit, encode(commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}))
+			}
+			return err
+		})
 	})
 }
 

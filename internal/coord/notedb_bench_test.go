@@ -11,6 +11,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
+	"github.com/sitesync/sitesync/internal/site/sitetest"
 )
 
 // benchCluster is three sites on loopback, quorum of 2, embedded refdb,
@@ -19,7 +20,7 @@ func benchCluster(b *testing.B, project string, changes [][]metaWrite) *site.Loc
 	b.Helper()
 	l := cluster(b, site.LocalOptions{Sites: 3, Mode: "quorum", Acks: 2, Log: slog.New(slog.DiscardHandler)})
 	e := gittest.Env(b)
-	createProject(b, l.Sites[0].URL(), project)
+	sitetest.CreateProject(b, l.Sites[0].URL(), project)
 	loadObjects(b, e, repoDir(l, l.Sites[0], project), allObjects(changes))
 	return l
 }

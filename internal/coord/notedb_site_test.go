@@ -2,7 +2,6 @@ package coord_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,78 +23,22 @@ import (
 
 	"github.com/sitesync/sitesync/internal/coord"
 	"github.com/sitesync/sitesync/internal/gittest"
-	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/site"
+	"github.com/sitesync/sitesync/internal/site/sitetest"
 )
 
-// TestMain lets the test binary stand in for `sitesync hook NAME`: the
-// sites of these tests write hook scripts that run this binary.
-func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && os.Args[1] == "hook" {
-		os.Exit(hook.Run(context.Background(), os.Args[2], os.Args[3:], os.Stdin, os.Stderr, os.Getenv))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { sitetest.HookMain(m) }
 
 const zeroID = "0000000000000000000000000000000000000000"
 
 // cluster runs an in-process cluster until the test ends.
 func cluster(tb testing.TB, opts site.LocalOptions) *site.Local {
 	tb.Helper()
-	opts.Dir = tb.TempDir()
-	var logs strings.Builder
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := site.NewLocal(ctx, opts)
-	require.NoError(tb, err)
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		require.NoError(tb, <-done)
-		if tb.Failed() {
-			tb.Log(logs.String())
-		}
-	})
-	for _, s := range l.Sites {
-		require.Eventually(tb, func() bool {
-			resp, err := http.Get(s.URL() + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		}, 30*time.Second, 20*time.Millisecond, "site %s never became ready", s.Name())
-	}
-	return l
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return sitetest.Start(tb, opts, slog.LevelInfo)
 }
 
 func repoDir(l *site.Local, s *site.Site, project string) string {
 	return filepath.Join(l.Dir, s.Name(), "repos", project+".git")
-}
-
-func createProject(tb testing.TB, url, project string) {
-	tb.Helper()
-	req, err := http.NewRequest(http.MethodPut, url+"/api/v1/projects/"+strings.ReplaceAll(project, "/", "%2F"), nil)
-	require.NoError(tb, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(tb, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Contains(tb, []int{http.StatusCreated, http.StatusOK}, resp.StatusCode, string(body))
 }
 
 // post is the write API over HTTP: status and body.
@@ -185,7 +128,7 @@ func TestNoteDbHistoryReplicates(t *testing.T) {
 			e := gittest.Env(t)
 			a := l.Sites[0]
 			const project = "gerrit/notedb"
-			createProject(t, a.URL(), project)
+			sitetest.CreateProject(t, a.URL(), project)
 			dir := repoDir(l, a, project)
 			writes := gittest.NoteDbWrites(gittest.NoteDbShape{Changes: 10, Events: 8, Seed: 11})
 			want := map[string]string{}
@@ -376,7 +319,7 @@ func concurrentBatches(t *testing.T, mode string, acks int) {
 	e := gittest.Env(t)
 	a := l.Sites[0]
 	const project = "gerrit/busy"
-	createProject(t, a.URL(), project)
+	sitetest.CreateProject(t, a.URL(), project)
 	changes := metaChanges(64, 6, 2001, 5)
 	loadObjects(t, e, repoDir(l, a, project), allObjects(changes))
 
@@ -462,7 +405,7 @@ func TestNoteDbChain(t *testing.T) {
 	e := gittest.Env(t)
 	a, c := l.Sites[0], l.Sites[2]
 	const project = "gerrit/chain"
-	createProject(t, a.URL(), project)
+	sitetest.CreateProject(t, a.URL(), project)
 	changes := metaChanges(1, 4, 3001, 9)
 	ws := changes[0]
 	// The first writes replicate everywhere.
@@ -505,7 +448,7 @@ func TestNoteDbPackFallback(t *testing.T) {
 	e := gittest.Env(t)
 	a, c := l.Sites[0], l.Sites[2]
 	const project = "gerrit/fallback"
-	createProject(t, a.URL(), project)
+	sitetest.CreateProject(t, a.URL(), project)
 	const ref = "refs/changes/01/4001/meta"
 	rng := rand.New(rand.NewPCG(4, 5))
 	notes := map[string]string{}

@@ -426,46 +426,56 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version, Site: e.Origin})
 			ups = append(ups, Update{Ref: u.Ref, Old: git.ZeroID, New: u.New})
 		}
-		var mu sync.Mutex
-		var done []string
-		var wg sync.WaitGroup
-		for _, p := range e.Peers {
-			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
-				defer cancel()
-				msg := commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}
-				if w != nil && !slices.Contains(voters, p) {
-					switch {
-					case w.tee != nil:
-						msg.Pack = true
-					case w.ship && hasObjects(ups):
-						// The peer fetches what it lacks if this fails.
-						msg.Pack = true
-						c.shipOnce(w, p, w.updatesCopy())
-					}
+		c.sendAll(ctx, e, func(ctx context.Context, p string) error {
+			msg := commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}
+			if w != nil && !slices.Contains(voters, p) {
+				switch {
+				case w.tee != nil:
+					msg.Pack = true
+				case w.ship && hasObjects(ups):
+					// The peer fetches what it lacks if this fails.
+					msg.Pack = true
+					c.shipOnce(w, p, w.updatesCopy())
 				}
-				if _, err := c.cfg.Mesh.Request(ctx, p, KindCommit, encode(msg)); err != nil {
-					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
-					return
-				}
-				mu.Lock()
-				done = append(done, p)
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
-		if len(rest) == 0 {
-			if err := c.outbound.Remove(e.Txn); err != nil {
-				c.log.Error("outbound queue", "txn", e.Txn, "error", err)
 			}
-			return
-		}
-		e.Peers = rest
-		if err := c.outbound.Put(e); err != nil {
+			_, err := c.cfg.Mesh.Request(ctx, p, KindCommit, encode(msg))
+			return err
+		})
+	})
+}
+
+// sendAll calls send for every peer of the outbound entry e at once, each
+// bounded by deliverTimeout, then removes from the entry (durably) the
+// peers it reached; the entry goes when none is left.
+func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, send func(ctx context.Context, peer string) error) {
+	var mu sync.Mutex
+	var done []string
+	var wg sync.WaitGroup
+	for _, p := range e.Peers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+			defer cancel()
+			if err := send(ctx, p); err != nil {
+				c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
+				return
+			}
+			mu.Lock()
+			done = append(done, p)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
+	if len(rest) == 0 {
+		if err := c.outbound.Remove(e.Txn); err != nil {
 			c.log.Error("outbound queue", "txn", e.Txn, "error", err)
 		}
-	})
+		return
+	}
+	e.Peers = rest
+	if err := c.outbound.Put(e); err != nil {
+		c.log.Error("outbound queue", "txn", e.Txn, "error", err)
+	}
 }
 
 // redeliver retries the outbound queue for the connected peers (or one

@@ -1,4 +1,4 @@
-package site
+package site_test
 
 import (
 	"context"
@@ -17,73 +17,23 @@ import (
 
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/hook"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/site"
+	"github.com/sitesync/sitesync/internal/site/sitetest"
 )
 
-// TestMain lets the test binary stand in for `sitesync hook NAME`: the
-// sites of these tests write hook scripts that run this binary.
-func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && os.Args[1] == "hook" {
-		os.Exit(hook.Run(context.Background(), os.Args[2], os.Args[3:], os.Stdin, os.Stderr, os.Getenv))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { sitetest.HookMain(m) }
 
-// startLocal runs a cluster in this process until the test ends.
-func startLocal(tb testing.TB, opts LocalOptions) *Local {
+func startLocal(tb testing.TB, opts site.LocalOptions) *site.Local {
 	tb.Helper()
-	opts.Dir = tb.TempDir()
-	logs := &syncbuf.Buffer{}
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := NewLocal(ctx, opts)
-	require.NoError(tb, err)
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		require.NoError(tb, <-done)
-		if tb.Failed() {
-			tb.Log(logs.String())
-		}
-	})
-	for _, s := range l.Sites {
-		waitReady(tb, s.URL())
-	}
-	return l
-}
-
-func waitReady(tb testing.TB, url string) {
-	tb.Helper()
-	require.Eventually(tb, func() bool {
-		resp, err := http.Get(url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "site %s never became ready", url)
-}
-
-func createProject(tb testing.TB, url, project string) {
-	tb.Helper()
-	req, err := http.NewRequest(http.MethodPut, url+"/api/v1/projects/"+strings.ReplaceAll(project, "/", "%2F"), nil)
-	require.NoError(tb, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(tb, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Contains(tb, []int{http.StatusCreated, http.StatusOK}, resp.StatusCode, string(body))
+	return sitetest.Start(tb, opts, slog.LevelDebug)
 }
 
 // requireSameRefs waits until every site has exactly want, then checks
 // each repository with git fsck.
-func requireSameRefs(tb testing.TB, e *gittest.GitEnv, l *Local, project string, want map[string]string) {
+func requireSameRefs(tb testing.TB, e *gittest.GitEnv, l *site.Local, project string, want map[string]string) {
 	tb.Helper()
 	for _, s := range l.Sites {
-		dir := filepath.Join(s.repos.Root().Dir(), project+".git")
+		dir := filepath.Join(s.Root().Dir(), project+".git")
 		var got map[string]string
 		ok := assertEventually(func() bool {
 			got = e.Refs(tb, dir)
@@ -108,18 +58,18 @@ func assertEventually(f func() bool, limit time.Duration) bool {
 func TestLocalPushReplicates(t *testing.T) {
 	for _, mode := range []string{"async", "quorum", "sync"} {
 		t.Run("mode="+mode, func(t *testing.T) {
-			l := startLocal(t, LocalOptions{Sites: 3, Mode: mode})
+			l := startLocal(t, site.LocalOptions{Sites: 3, Mode: mode})
 			e := gittest.Env(t)
 			a := l.Sites[0]
-			createProject(t, a.URL(), "tango/core")
+			sitetest.CreateProject(t, a.URL(), "tango/core")
 			for _, s := range l.Sites {
-				_, err := os.Stat(filepath.Join(s.repos.Root().Dir(), "tango/core.git", "HEAD"))
+				_, err := os.Stat(filepath.Join(s.Root().Dir(), "tango/core.git", "HEAD"))
 				require.NoError(t, err, "site %s has no repository", s.Name())
 			}
 			// HEAD names the branch pushed: git's hook input then has HEAD
 			// moving along with it.
 			for _, s := range l.Sites {
-				e.Run(t, filepath.Join(s.repos.Root().Dir(), "tango/core.git"), "symbolic-ref", "HEAD", "refs/heads/main")
+				e.Run(t, filepath.Join(s.Root().Dir(), "tango/core.git"), "symbolic-ref", "HEAD", "refs/heads/main")
 			}
 			src := gittest.Generate(t, e, gittest.Shape{Commits: 60, Branches: 3, Tags: 4})
 			e.Run(t, src, "push", "--quiet", a.URL()+"/tango/core.git", "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
@@ -134,10 +84,10 @@ func TestLocalPushReplicates(t *testing.T) {
 }
 
 func TestLocalWriteAPI(t *testing.T) {
-	l := startLocal(t, LocalOptions{Sites: 3, Mode: "quorum"})
+	l := startLocal(t, site.LocalOptions{Sites: 3, Mode: "quorum"})
 	e := gittest.Env(t)
 	a, b := l.Sites[0], l.Sites[1]
-	createProject(t, a.URL(), "p")
+	sitetest.CreateProject(t, a.URL(), "p")
 	src := gittest.Generate(t, e, gittest.Shape{Commits: 5})
 	e.Run(t, src, "push", "--quiet", a.URL()+"/p.git", "main")
 	main := strings.TrimSpace(e.Run(t, src, "rev-parse", "main"))
@@ -176,12 +126,12 @@ func TestLocalWriteAPI(t *testing.T) {
 // another git server (here git's own file transport) and an admin's
 // update-ref — reach every site through the installed hooks.
 func TestInstalledHooks(t *testing.T) {
-	l := startLocal(t, LocalOptions{Sites: 3, Mode: "quorum"})
+	l := startLocal(t, site.LocalOptions{Sites: 3, Mode: "quorum"})
 	e := gittest.Env(t)
 	a := l.Sites[0]
-	createProject(t, a.URL(), "other/server")
-	dir := filepath.Join(a.repos.Root().Dir(), "other/server.git")
-	projects, err := hook.Install(context.Background(), a.repos.Root(), filepath.Join(a.cfg.Site.State, "hooks"))
+	sitetest.CreateProject(t, a.URL(), "other/server")
+	dir := filepath.Join(a.Root().Dir(), "other/server.git")
+	projects, err := hook.Install(context.Background(), a.Root(), filepath.Join(a.State(), "hooks"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"other/server"}, projects)
 

@@ -233,6 +233,12 @@ func (s *Site) Coord() *coord.Coordinator { return s.coord }
 // Name is the site's name.
 func (s *Site) Name() string { return s.cfg.Site.Name }
 
+// Root is the site's repository store.
+func (s *Site) Root() git.Root { return s.repos.Root() }
+
+// State is the site's state directory (journals, hook socket and scripts).
+func (s *Site) State() string { return s.cfg.Site.State }
+
 // Addr is the address the front door listens on.
 func (s *Site) Addr() string { return s.ln.Addr().String() }
 
