@@ -101,9 +101,8 @@ type write struct {
 	updates []Update
 	ships   map[string]chan error // per peer: the pack shipped to it, once
 
-	once   sync.Once
-	result Result
-	err    error
+	once sync.Once
+	err  error // the decision's outcome, once decided
 }
 
 // localWrite is a write whose objects are in the repository at dir: each
@@ -602,6 +601,3 @@ func (c *Coordinator) createAt(ctx context.Context, peer, project string) error 
 		}
 	}
 }
-
-// Holds reports whether project is placed at this site.
-func (c *Coordinator) Holds(project string) bool { return c.holds(project) }

@@ -155,17 +155,14 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 		return c.preReceive(ctx, w, ups)
 	case req.Hook == hook.PreReceive:
 		return hook.Response{OK: true}
-	case req.Phase == hook.Committed || req.Phase == hook.Aborted:
-		if project, err := c.projectOf(req.GitDir); err == nil {
-			c.project(project).notify()
-		}
-		return hook.Response{OK: true}
 	case req.Phase != hook.Prepared:
+		// committed/aborted: git ignores the answer (the hook scripts
+		// answer them without asking); readers are woken when the push ends.
 		return hook.Response{OK: true}
 	case w == nil:
 		return c.hookWrite(ctx, req.GitDir, ups)
 	}
-	w.once.Do(func() { w.result, w.err = c.decide(ctx, w) })
+	w.once.Do(func() { _, w.err = c.decide(ctx, w) })
 	if w.err != nil {
 		return reject(w.err)
 	}

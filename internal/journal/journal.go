@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/txn"
 )
 
@@ -50,7 +51,7 @@ func Open(dir string) (*Journal, error) {
 
 // Put writes e durably, replacing an entry of the same transaction.
 func (j *Journal) Put(e Entry) error {
-	if err := checkTxn(e.Txn); err != nil {
+	if err := txn.Check(e.Txn); err != nil {
 		return err
 	}
 	b, err := json.Marshal(e)
@@ -80,22 +81,22 @@ func (j *Journal) Put(e Entry) error {
 	return j.syncDir()
 }
 
-// Get reads the entry of txn; os.ErrNotExist when there is none.
-func (j *Journal) Get(txn string) (Entry, error) {
-	if err := checkTxn(txn); err != nil {
+// Get reads the entry of transaction id; os.ErrNotExist when there is none.
+func (j *Journal) Get(id string) (Entry, error) {
+	if err := txn.Check(id); err != nil {
 		return Entry{}, err
 	}
-	return j.read(j.path(txn))
+	return j.read(j.path(id))
 }
 
-// Remove deletes the entry of txn durably. Removing an absent entry is not
+// Remove deletes the entry of transaction id durably. Removing an absent entry is not
 // an error: resolution may run twice after a crash.
-func (j *Journal) Remove(txn string) error {
-	if err := checkTxn(txn); err != nil {
+func (j *Journal) Remove(id string) error {
+	if err := txn.Check(id); err != nil {
 		return err
 	}
-	if err := os.Remove(j.path(txn)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("journal %s: %w", txn, err)
+	if err := os.Remove(j.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal %s: %w", id, err)
 	}
 	return j.syncDir()
 }
@@ -145,18 +146,12 @@ func (j *Journal) read(p string) (Entry, error) {
 func (j *Journal) path(txn string) string { return filepath.Join(j.dir, txn+".json") }
 
 func (j *Journal) syncDir() error {
-	d, err := os.Open(j.dir)
-	if err != nil {
-		return fmt.Errorf("sync journal: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := git.Fsync(j.dir); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
 	return nil
 }
 
-func checkTxn(id string) error { return txn.Check(id) }
 
 type limitReader struct {
 	f    *os.File
