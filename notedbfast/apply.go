@@ -178,7 +178,45 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	}
 	cat, release := a.catFile(repoDir)
 	defer release()
+	// Every object is verified once, and the repository is asked about
+	// every id the batch names in one pipelined exchange, not one round
+	// trip each.
+	verified := make([][]verifiedObject, len(ds))
+	var ask []string
+	asked := map[string]bool{}
+	name := func(id string) {
+		if !asked[id] && isID(id) && id != ZeroID && id != emptyTree {
+			asked[id] = true
+			ask = append(ask, id)
+		}
+	}
+	for i, d := range ds {
+		verified[i] = make([]verifiedObject, len(d.Objects))
+		for k, o := range d.Objects {
+			links, err := Verify(o)
+			verified[i][k] = verifiedObject{links, err}
+			name(o.ID)
+			for _, id := range links {
+				name(id)
+			}
+		}
+		for _, u := range d.Updates {
+			name(u.New)
+		}
+	}
 	present := map[string]bool{} // answers from the repository, this call
+	if len(ask) > 0 {
+		infos, err := cat.Infos(ctx, ask)
+		if err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("apply delta: look up %d objects: %w", len(ask), err)
+			}
+			return errs
+		}
+		for k, in := range infos {
+			present[ask[k]] = !in.Missing
+		}
+	}
 	has := func(id string) (bool, error) {
 		if v, ok := present[id]; ok {
 			return v, nil
@@ -194,7 +232,7 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	var toWrite []Object
 	var accepted []int
 	for i, d := range ds {
-		objs, err := check(d, pending, has)
+		objs, err := check(d, verified[i], pending, has)
 		if err != nil {
 			errs[i] = fmt.Errorf("apply delta %s of %q: %w", d.Txn, d.Project, err)
 			continue
@@ -217,18 +255,24 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	return errs
 }
 
-// check verifies one delta against the repository and the objects accepted
-// so far, and returns the objects it must write (those not yet present).
-func check(d Delta, pending map[string]bool, has func(string) (bool, error)) ([]Object, error) {
+// verifiedObject is Verify's answer for one object of a delta.
+type verifiedObject struct {
+	links []string
+	err   error
+}
+
+// check verifies one delta, whose objects Verify answered for in
+// verified, against the repository and the objects accepted so far, and
+// returns the objects it must write (those not yet present).
+func check(d Delta, verified []verifiedObject, pending map[string]bool, has func(string) (bool, error)) ([]Object, error) {
 	inDelta := make(map[string]bool, len(d.Objects))
 	var need []string
-	for _, o := range d.Objects {
-		links, err := Verify(o)
-		if err != nil {
+	for k, o := range d.Objects {
+		if err := verified[k].err; err != nil {
 			return nil, err
 		}
 		inDelta[o.ID] = true
-		need = append(need, links...)
+		need = append(need, verified[k].links...)
 	}
 	for _, u := range d.Updates {
 		if err := checkRef(u.Ref); err != nil {

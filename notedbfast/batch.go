@@ -19,7 +19,13 @@ type Result[R any] struct {
 
 // FlushFunc does one batch of writes and returns one result per write, in
 // order. A failing write must not fail the others: it gets its own Err.
-type FlushFunc[W, R any] func(ctx context.Context, batch []W) []Result[R]
+//
+// A flush holds one of the batcher's MaxInFlight slots until it returns or
+// calls release, whichever comes first: a flush whose remaining work need
+// not hold back the next batch (say, a local commit after the decision)
+// calls release so the next batch starts meanwhile. release may be called
+// more than once, from any goroutine.
+type FlushFunc[W, R any] func(ctx context.Context, batch []W, release func()) []Result[R]
 
 // BatcherConfig bounds a Batcher.
 type BatcherConfig[W any] struct {
@@ -110,7 +116,8 @@ func (b *Batcher[W, R]) Submit(ctx context.Context, w W) (R, error) {
 	}
 }
 
-// run flushes batches until the queue is empty.
+// run flushes batches until the queue is empty or a flush released its
+// slot (a new run then took it over if there was work).
 func (b *Batcher[W, R]) run() {
 	defer b.wg.Done()
 	for {
@@ -122,7 +129,36 @@ func (b *Batcher[W, R]) run() {
 			return
 		}
 		b.mu.Unlock()
-		b.do(batch)
+		// Guarded by mu: whether this flush still holds its slot. A
+		// release after the flush returned is a no-op.
+		const (
+			holding = iota
+			released
+			finished
+		)
+		state := holding
+		release := func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if state != holding {
+				return
+			}
+			state = released
+			b.inFlight--
+			if len(b.queue) > 0 && !b.closed && b.inFlight < b.cfg.MaxInFlight {
+				b.inFlight++
+				b.wg.Add(1)
+				go b.run()
+			}
+		}
+		b.do(batch, release)
+		b.mu.Lock()
+		gone := state == released
+		state = finished
+		b.mu.Unlock()
+		if gone {
+			return
+		}
 	}
 }
 
@@ -143,7 +179,7 @@ func (b *Batcher[W, R]) take() []*pending[W, R] {
 	return batch
 }
 
-func (b *Batcher[W, R]) do(batch []*pending[W, R]) {
+func (b *Batcher[W, R]) do(batch []*pending[W, R], release func()) {
 	ws := make([]W, len(batch))
 	var size int64
 	for i, p := range batch {
@@ -153,7 +189,7 @@ func (b *Batcher[W, R]) do(batch []*pending[W, R]) {
 	if b.cfg.Observe != nil {
 		b.cfg.Observe(len(ws), size)
 	}
-	rs := b.flush(b.ctx, ws)
+	rs := b.flush(b.ctx, ws, release)
 	for i, p := range batch {
 		if len(rs) != len(batch) {
 			p.done <- Result[R]{Err: fmt.Errorf("flush returned %d results for %d writes", len(rs), len(batch))}

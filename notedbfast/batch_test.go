@@ -16,7 +16,7 @@ func TestBatcherGroupsWhileInFlight(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var sizes []int
-	flush := func(ctx context.Context, batch []int) []Result[int] {
+	flush := func(ctx context.Context, batch []int, _ func()) []Result[int] {
 		mu.Lock()
 		sizes = append(sizes, len(batch))
 		first := len(sizes) == 1
@@ -68,7 +68,7 @@ func TestBatcherBytesAndInFlight(t *testing.T) {
 	var inFlight, peak atomic.Int32
 	gate := make(chan struct{})
 	var batches sync.Map
-	flush := func(ctx context.Context, batch []string) []Result[string] {
+	flush := func(ctx context.Context, batch []string, _ func()) []Result[string] {
 		cur := inFlight.Add(1)
 		for {
 			p := peak.Load()
@@ -116,7 +116,7 @@ func TestBatcherBytesAndInFlight(t *testing.T) {
 
 func TestBatcherCancelAndClose(t *testing.T) {
 	gate := make(chan struct{})
-	flush := func(ctx context.Context, batch []int) []Result[int] {
+	flush := func(ctx context.Context, batch []int, _ func()) []Result[int] {
 		select {
 		case <-gate:
 		case <-ctx.Done():
@@ -152,4 +152,58 @@ func TestBatcherCancelAndClose(t *testing.T) {
 	_, err := b.Submit(context.Background(), 4)
 	require.True(t, errors.Is(err, ErrClosed))
 	b.Close() // idempotent
+}
+
+// A flush that releases its slot lets the next batch start while it is
+// still running; one that does not keeps the batcher at MaxInFlight.
+func TestBatcherRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		release  bool
+		wantPeak int64
+	}{
+		{name: "released", release: true, wantPeak: 2},
+		{name: "held", release: false, wantPeak: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var running, peak atomic.Int64
+			var flushes atomic.Int64
+			flush := func(ctx context.Context, batch []int, release func()) []Result[int] {
+				n := running.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				if tc.release {
+					release()
+					release() // more than once is fine
+				}
+				if flushes.Add(1) == 1 {
+					<-gate // the first batch's tail outlasts the second
+				}
+				running.Add(-1)
+				return make([]Result[int], len(batch))
+			}
+			b := NewBatcher(BatcherConfig[int]{}, flush)
+			defer b.Close()
+			done := make(chan error, 2)
+			go func() { _, err := b.Submit(t.Context(), 1); done <- err }()
+			require.Eventually(t, func() bool { return flushes.Load() == 1 }, 5*time.Second, time.Millisecond)
+			go func() { _, err := b.Submit(t.Context(), 2); done <- err }()
+			if tc.release {
+				require.NoError(t, <-done, "the second batch ends while the first still runs")
+				close(gate)
+			} else {
+				require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 }, 5*time.Second, time.Millisecond)
+				close(gate)
+				require.NoError(t, <-done)
+			}
+			require.NoError(t, <-done)
+			require.Equal(t, tc.wantPeak, peak.Load())
+			require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.inFlight == 0 }, 5*time.Second, time.Millisecond, "every slot is given back")
+		})
+	}
 }

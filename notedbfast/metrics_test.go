@@ -28,7 +28,7 @@ func TestMetrics(t *testing.T) {
 	peer := newBare(t, e)
 
 	b := NewBatcher(BatcherConfig[Delta]{Observe: m.ObserveBatch, Size: func(d Delta) int64 { return d.RawBytes() }},
-		func(ctx context.Context, ds []Delta) []Result[struct{}] {
+		func(ctx context.Context, ds []Delta, _ func()) []Result[struct{}] {
 			rs := make([]Result[struct{}], len(ds))
 			for i, err := range ap.ApplyBatch(ctx, peer, ds) {
 				rs[i].Err = err

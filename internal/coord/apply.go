@@ -34,6 +34,11 @@ type project struct {
 	inflight map[string]map[string]bool // txn → refs
 	idle     chan struct{}              // closed and replaced when an inflight push ends
 	placing  bool                       // newly placed here, not yet copied
+	queue    []*applyReq                // applyVersions calls waiting for apply
+
+	// ndCommit is held by a NoteDb batch from its decision to the end of
+	// its local commit, so batches commit in decision order (notedb.go).
+	ndCommit sync.Mutex
 }
 
 // setPlacing sets the placing flag and reports whether it changed.
@@ -152,9 +157,61 @@ func (c *Coordinator) applyVersions(ctx context.Context, name string, vs []Versi
 		refs[i] = v.Ref
 	}
 	p.waitIdle(ctx, refs, c.policy(name).Timeout+refdbTimeout)
+	// Group commit: whoever takes p.apply applies every request queued by
+	// then in one ref transaction, a ref moved by several of them once.
+	req := &applyReq{vs: vs, from: from, done: make(chan struct{})}
+	p.mu.Lock()
+	p.queue = append(p.queue, req)
+	p.mu.Unlock()
 	p.apply.Lock()
 	defer p.apply.Unlock()
-	return c.applyLocked(ctx, p, vs, from)
+	p.mu.Lock()
+	reqs := p.queue
+	p.queue = nil
+	p.mu.Unlock()
+	if len(reqs) > 0 {
+		c.applyQueued(ctx, p, reqs)
+	}
+	<-req.done // applied by this call or an earlier holder of p.apply
+	return req.err
+}
+
+// applyReq is one applyVersions call waiting for the project's apply lock.
+type applyReq struct {
+	vs   []Version
+	from []string
+	err  error
+	done chan struct{} // closed once err is set
+}
+
+// applyQueued applies the versions of reqs as one transaction; if that
+// fails and there were several, each is tried alone so that one request's
+// failure (objects no peer could send) is not every request's. The caller
+// holds p.apply.
+func (c *Coordinator) applyQueued(ctx context.Context, p *project, reqs []*applyReq) {
+	finish := func(r *applyReq, err error) {
+		r.err = err
+		close(r.done)
+	}
+	if len(reqs) == 1 {
+		finish(reqs[0], c.applyLocked(ctx, p, reqs[0].vs, reqs[0].from))
+		return
+	}
+	var vs []Version
+	var from []string
+	for _, r := range reqs {
+		vs = append(vs, r.vs...)
+		from = union(from, r.from)
+	}
+	if err := c.applyLocked(ctx, p, latest(vs), from); err == nil {
+		for _, r := range reqs {
+			finish(r, nil)
+		}
+		return
+	}
+	for _, r := range reqs {
+		finish(r, c.applyLocked(ctx, p, r.vs, r.from))
+	}
 }
 
 // applyLocked does applyVersions' work; the caller holds p.apply.
@@ -174,13 +231,18 @@ func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version,
 	if len(todo) == 0 {
 		return nil
 	}
+	refs := make([]string, len(todo))
+	for i, v := range todo {
+		refs[i] = v.Ref
+	}
+	curs, err := c.localRefs(ctx, repo, refs)
+	if err != nil {
+		return err
+	}
 	current := make(map[string]string, len(todo))
 	var wants, haves []string
-	for _, v := range todo {
-		cur, err := c.localRef(ctx, repo, v.Ref)
-		if err != nil {
-			return err
-		}
+	for i, v := range todo {
+		cur := curs[i]
 		current[v.Ref] = cur
 		if cur != v.Value && v.Value != git.ZeroID {
 			wants = append(wants, v.Value)
@@ -213,15 +275,29 @@ func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version,
 
 // localRef is the value of ref here, ZeroID if it does not exist.
 func (c *Coordinator) localRef(ctx context.Context, repo *git.Repo, ref string) (string, error) {
-	// A cancelled read would kill the shared cat-file; this one is short.
-	id, err := repo.Objects.Resolve(context.WithoutCancel(ctx), ref)
-	if errors.Is(err, git.ErrObjectMissing) {
-		return git.ZeroID, nil
-	}
+	ids, err := c.localRefs(ctx, repo, []string{ref})
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", ref, err)
+		return "", err
 	}
-	return id, nil
+	return ids[0], nil
+}
+
+// localRefs is the value of each of refs here, ZeroID for one that does not
+// exist, asked of the repository's cat-file in one exchange.
+func (c *Coordinator) localRefs(ctx context.Context, repo *git.Repo, refs []string) ([]string, error) {
+	// A cancelled read would kill the shared cat-file; these are short.
+	infos, err := repo.Objects.Infos(context.WithoutCancel(ctx), refs)
+	if err != nil {
+		return nil, fmt.Errorf("read %d refs: %w", len(refs), err)
+	}
+	ids := make([]string, len(refs))
+	for i, in := range infos {
+		ids[i] = in.ID
+		if in.Missing {
+			ids[i] = git.ZeroID
+		}
+	}
+	return ids, nil
 }
 
 // ensureObjects makes sure every object reachable from wants is here,
@@ -253,9 +329,9 @@ func (c *Coordinator) ensureObjects(ctx context.Context, project string, repo *g
 }
 
 // fewObjects is up to how many objects missing asks the repository's
-// long-lived cat-file one by one rather than starting a git process: the
-// apply of one small write must not cost a process start.
-const fewObjects = 64
+// long-lived cat-file (pipelined) rather than starting a git process: the
+// apply of a batch of small writes must not cost a process start.
+const fewObjects = 4096
 
 // missing returns those of ids the repository lacks. Objects present are
 // complete: the repository holds only complete histories.
@@ -264,15 +340,14 @@ func (c *Coordinator) missing(ctx context.Context, repo *git.Repo, ids []string)
 		return git.MissingObjects(ctx, repo.Dir, "", ids)
 	}
 	// A cancelled read would kill the shared cat-file; these reads are short.
-	rctx := context.WithoutCancel(ctx)
+	infos, err := repo.Objects.Infos(context.WithoutCancel(ctx), ids)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, id := range ids {
-		_, _, err := repo.Objects.Info(rctx, id)
-		switch {
-		case errors.Is(err, git.ErrObjectMissing):
-			out = append(out, id)
-		case err != nil:
-			return nil, err
+	for i, in := range infos {
+		if in.Missing {
+			out = append(out, ids[i])
 		}
 	}
 	return out, nil

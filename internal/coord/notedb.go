@@ -224,7 +224,7 @@ func (n *noteDB) batcher(project string, cfg *NoteDBConfig, flush notedbfast.Flu
 
 // flushNoteDB runs one batch of writes of one project to their decisions
 // and returns one result per write.
-func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []notedbfast.Result[Result] {
+func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release func()) []notedbfast.Result[Result] {
 	out := make([]notedbfast.Result[Result], len(batch))
 	project := batch[0].w.project
 	g := txn.New(c.cfg.Site, time.Now())
@@ -266,6 +266,12 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite) []noted
 
 	// 2. The decision.
 	vers, txns, errs := c.ndDecide(ctx, g, project, batch, cands)
+	// The next batch may vote and decide while this one is delivered and
+	// committed here; deliveries and local commits keep decision order.
+	p := c.project(project)
+	p.ndCommit.Lock()
+	defer p.ndCommit.Unlock()
+	release()
 	var decided []int
 	for _, i := range cands {
 		if err := errs[i]; err != nil {

@@ -112,7 +112,17 @@ func BenchmarkNoteDbLatency(b *testing.B) {
 			a := l.Sites[0].Coord()
 			before := sentBytes(b, l)
 			n := nChanges * perChange
-			locks := make([]sync.Mutex, nChanges)
+			// turn[c][k] is closed when update k of change c may start: the
+			// updates of a change go in order even when a saturated cluster
+			// has several of them waiting.
+			turn := make([][]chan struct{}, nChanges)
+			for c := range turn {
+				turn[c] = make([]chan struct{}, perChange+1)
+				for k := range turn[c] {
+					turn[c][k] = make(chan struct{})
+				}
+				close(turn[c][0])
+			}
 			lat := make([]time.Duration, n)
 			ctx := b.Context()
 			b.ResetTimer()
@@ -123,8 +133,8 @@ func BenchmarkNoteDbLatency(b *testing.B) {
 				time.Sleep(time.Until(at))
 				c, k := j%nChanges, j/nChanges
 				wg.Go(func() {
-					locks[c].Lock()
-					defer locks[c].Unlock()
+					<-turn[c][k]
+					defer close(turn[c][k+1])
 					w := changes[c][k]
 					if _, err := a.Write(ctx, project, w.updates()); err != nil {
 						b.Errorf("write %s: %v", w.Ref, err)

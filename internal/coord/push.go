@@ -200,13 +200,17 @@ func (c *Coordinator) checkLocal(ctx context.Context, project string, ups []Upda
 		return err
 	}
 	p := c.project(project)
+	refs := make([]string, len(ups))
+	for i, u := range ups {
+		refs[i] = u.Ref
+	}
+	curs, err := c.localRefs(ctx, repo, refs)
+	if err != nil {
+		return err
+	}
 	var moved []refdb.RefConflict
-	for _, u := range ups {
-		cur, err := c.localRef(ctx, repo, u.Ref)
-		if err != nil {
-			return err
-		}
-		if cur != u.Old {
+	for i, u := range ups {
+		if cur := curs[i]; cur != u.Old {
 			p.mu.Lock()
 			rec := refdb.Record{Ref: u.Ref, Value: cur, Version: max(p.applied[u.Ref], 1), Site: p.writers[u.Ref]}
 			p.mu.Unlock()

@@ -3,6 +3,7 @@ package git
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -154,6 +155,36 @@ func TestCatFile(t *testing.T) {
 	require.EqualValues(t, len(gitOut(t, repo.Dir, "cat-file", "commit", c2)), size)
 
 	_, err = repo.Objects.Object(ctx, "bad\nname")
+	require.ErrorContains(t, err, "invalid object name")
+
+	// Infos pipelines many questions, more than one chunk of them, and
+	// answers each in order; a missing name is an answer.
+	require.NoError(t, repo.Refs.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: ZeroID, New: c2}}))
+	var names []string
+	for i := range 600 {
+		switch i % 3 {
+		case 0:
+			names = append(names, c1)
+		case 1:
+			names = append(names, "refs/heads/main")
+		default:
+			names = append(names, fmt.Sprintf("%040x", i))
+		}
+	}
+	infos, err := repo.Objects.Infos(ctx, names)
+	require.NoError(t, err)
+	require.Len(t, infos, len(names))
+	for i, in := range infos {
+		switch i % 3 {
+		case 0:
+			require.Equal(t, Info{ID: c1, Type: "commit", Size: int64(len(gitOut(t, repo.Dir, "cat-file", "commit", c1)))}, in)
+		case 1:
+			require.Equal(t, c2, in.ID, "a ref name resolves")
+		default:
+			require.True(t, in.Missing, "name %d", i)
+		}
+	}
+	_, err = repo.Objects.Infos(ctx, []string{c1, "bad name"})
 	require.ErrorContains(t, err, "invalid object name")
 
 	// A cancelled request kills the process; the next one starts a new one.

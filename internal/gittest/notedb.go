@@ -448,6 +448,7 @@ func WritePack(objs []GitObject) []byte {
 	binary.Write(&b, binary.BigEndian, uint32(2))
 	binary.Write(&b, binary.BigEndian, uint32(len(objs)))
 	codes := map[string]byte{"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+	z := zlib.NewWriter(&b) // one compressor, reset per object: each holds ~1 MB of tables
 	for _, o := range objs {
 		size := len(o.Data)
 		c := codes[o.Type]<<4 | byte(size&0x0f)
@@ -458,7 +459,7 @@ func WritePack(objs []GitObject) []byte {
 			size >>= 7
 		}
 		b.WriteByte(c)
-		z := zlib.NewWriter(&b)
+		z.Reset(&b)
 		z.Write(o.Data)
 		z.Close()
 	}
