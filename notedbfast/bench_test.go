@@ -126,17 +126,28 @@ func BenchmarkApply(b *testing.B) {
 		e.RunInput(b, repo, pack, "index-pack", "--stdin")
 		return repo
 	}
-	for _, tc := range []struct {
+	stores := []Store{StoreLoose, StorePack, StoreAuto}
+	if benchIndexPack {
+		stores = append(stores, storeIndexPack)
+	}
+	type benchCase struct {
 		store Store
 		batch int
-	}{{StoreLoose, 1}, {StoreLoose, 8}, {StoreLoose, 64}, {StorePack, 1}, {StorePack, 8}, {StorePack, 64}, {StoreAuto, 1}, {StoreAuto, 8}, {StoreAuto, 64}} {
+	}
+	var cases []benchCase
+	for _, store := range stores {
+		for _, batch := range []int{1, 4, 16, 64, 256} {
+			cases = append(cases, benchCase{store, batch})
+		}
+	}
+	for _, tc := range cases {
 		store, batch := tc.store, tc.batch
 		b.Run(fmt.Sprintf("store=%v/batch=%d", store, batch), func(b *testing.B) {
 			ap := NewApplierStore(nil, store)
 			defer ap.Close()
 			repo := newRepo()
 			next := 0
-			applied := 0
+			applied, objects := 0, 0
 			for b.Loop() {
 				if next+batch > len(ds) {
 					b.StopTimer()
@@ -148,10 +159,18 @@ func BenchmarkApply(b *testing.B) {
 						b.Fatalf("delta %d: %v", next+i, err)
 					}
 				}
+				for _, d := range ds[next : next+batch] {
+					objects += len(d.Objects)
+				}
 				next += batch
 				applied += batch
 			}
 			b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "updates/s")
+			b.ReportMetric(float64(objects)/float64(b.N), "objects/op")
 		})
 	}
 }
+
+// benchIndexPack adds the store=indexpack cases to BenchmarkApply: the
+// former pack path through `git index-pack`, kept to compare against.
+const benchIndexPack = true
