@@ -51,9 +51,9 @@ func (e *MissingError) Is(target error) bool { return target == ErrMissingObject
 // id and is well formed, and that everything each object and each new ref
 // value refers to is in the delta, in an earlier delta of the batch, or in
 // the repository. Objects are then written durably before Apply returns:
-// loose objects from Go (zlib, temporary file, fsync, rename, fsync of the
-// directories) for a small batch, one pack through index-pack for a large
-// one (see Store). A refused delta writes nothing; an I/O failure removes
+// loose objects (zlib, temporary file, fsync, rename, fsync of the
+// directories) for a small batch, one pack and its index for a larger one
+// (see Store), both from Go. A refused delta writes nothing; an I/O failure removes
 // what the call wrote.
 //
 // Safe for concurrent use. Close ends the cat-file processes it keeps.
@@ -78,11 +78,8 @@ const maxCatFiles = 64
 type Store int
 
 const (
-	// StoreAuto (the default) writes loose objects for a batch of at most
-	// packThreshold objects and a pack for a larger one. Measured
-	// (BenchmarkApply, ext4, 2 cores): one update takes ~1 ms loose and
-	// ~4 ms as a pack (index-pack's process start); 64 updates take ~42 ms
-	// loose (an fsync per object, even concurrent) and ~13 ms as a pack.
+	// StoreAuto (the default) writes loose objects for a batch of fewer
+	// than packThreshold objects and a pack for a larger one.
 	StoreAuto Store = iota
 	// StoreLoose writes loose objects from Go (no process), fsyncing them
 	// concurrently: no pack piles up between gc runs.
@@ -97,8 +94,14 @@ const (
 )
 
 // packThreshold is the batch size, in objects, from which StoreAuto writes
-// a pack: about where the two ways cost the same in BenchmarkApply.
-const packThreshold = 24
+// a pack. Measured (BenchmarkWriteObjects, ext4, 2 shared cores; medians of
+// noisy runs): loose costs about 1.5 ms for 1 object, 5-10 ms for 4, 13 ms
+// for 8, 45 ms for 64 (a file, an inode and an fsync each, even
+// concurrent); a pack written from Go costs 2-4 ms from 1 to 32 objects
+// and 4-11 ms for 64 (two files, three fsyncs). A pack is cheaper from 2
+// objects on, but every pack is one more index each object lookup may
+// search until the next repack, so small batches stay loose.
+const packThreshold = 8
 
 func (s Store) String() string {
 	switch s {

@@ -2,6 +2,7 @@ package notedbfast
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -143,6 +144,7 @@ func BenchmarkApply(b *testing.B) {
 	for _, tc := range cases {
 		store, batch := tc.store, tc.batch
 		b.Run(fmt.Sprintf("store=%v/batch=%d", store, batch), func(b *testing.B) {
+			b.ReportAllocs()
 			ap := NewApplierStore(nil, store)
 			defer ap.Close()
 			repo := newRepo()
@@ -174,3 +176,35 @@ func BenchmarkApply(b *testing.B) {
 // benchIndexPack adds the store=indexpack cases to BenchmarkApply: the
 // former pack path through `git index-pack`, kept to compare against.
 const benchIndexPack = true
+
+// BenchmarkWriteObjects measures writing n new objects durably, loose or
+// as one pack, without Apply's checks: where the two cost the same is
+// packThreshold.
+func BenchmarkWriteObjects(b *testing.B) {
+	e := gittest.Env(b)
+	objs := noteDbBatch(b, gittest.NoteDbShape{Changes: 200, Events: 12, Seed: 43})
+	for _, n := range []int{1, 2, 4, 8, 16, 32, 64} {
+		for _, store := range []Store{StoreLoose, StorePack} {
+			write := writeLoose
+			if store == StorePack {
+				write = writePack
+			}
+			b.Run(fmt.Sprintf("objects=%d/store=%v", n, store), func(b *testing.B) {
+				b.ReportAllocs()
+				objDir := filepath.Join(newBare(b, e), "objects")
+				next := 0
+				for b.Loop() {
+					if next+n > len(objs) {
+						b.StopTimer()
+						objDir, next = filepath.Join(newBare(b, e), "objects"), 0
+						b.StartTimer()
+					}
+					if err := write(objDir, objs[next:next+n]); err != nil {
+						b.Fatal(err)
+					}
+					next += n
+				}
+			})
+		}
+	}
+}
