@@ -208,3 +208,20 @@ func BenchmarkWriteObjects(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPackOf measures building a pack of a NoteDb batch in memory
+// (compression and checksums, no I/O).
+func BenchmarkPackOf(b *testing.B) {
+	objs := noteDbBatch(b, gittest.NoteDbShape{Changes: 40, Events: 12, Seed: 43})[:460]
+	var raw int64
+	for _, o := range objs {
+		raw += int64(len(o.Data))
+	}
+	b.SetBytes(raw)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := packOf(objs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
