@@ -2,9 +2,7 @@ package notedbfast
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zlib"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitesync/sitesync/internal/git"
@@ -52,10 +51,10 @@ func (e *MissingError) Is(target error) bool { return target == ErrMissingObject
 // id and is well formed, and that everything each object and each new ref
 // value refers to is in the delta, in an earlier delta of the batch, or in
 // the repository. Objects are then written durably before Apply returns:
-// loose objects from Go (zlib, temporary file, fsync, rename, fsync of the
-// directories) for a small batch, one pack through index-pack for a large
-// one (see Store). A refused delta writes nothing; an I/O failure removes
-// what the call wrote.
+// loose objects (zlib, temporary file, fsync, rename, fsync of the
+// directories) for a small batch, one pack and its index for a larger one
+// (see Store), both from Go. A refused delta writes nothing; an I/O failure
+// removes what the call wrote.
 //
 // Safe for concurrent use. Close ends the cat-file processes it keeps.
 type Applier struct {
@@ -79,23 +78,30 @@ const maxCatFiles = 64
 type Store int
 
 const (
-	// StoreAuto (the default) writes loose objects for a batch of at most
-	// packThreshold objects and a pack for a larger one. Measured
-	// (BenchmarkApply, ext4, 2 cores): one update takes ~1 ms loose and
-	// ~4 ms as a pack (index-pack's process start); 64 updates take ~42 ms
-	// loose (an fsync per object, even concurrent) and ~13 ms as a pack.
+	// StoreAuto (the default) writes loose objects for a batch of fewer
+	// than packThreshold objects and a pack for a larger one.
 	StoreAuto Store = iota
 	// StoreLoose writes loose objects from Go (no process), fsyncing them
 	// concurrently: no pack piles up between gc runs.
 	StoreLoose
-	// StorePack writes one pack per batch through `git index-pack
-	// --strict` (one process, a few fsyncs whatever the batch size).
+	// StorePack writes one pack and its index per batch from Go (no
+	// process; two files and three fsyncs whatever the batch size).
 	StorePack
+
+	// storeIndexPack writes one pack per batch through `git index-pack
+	// --strict`, the former StorePack: kept only for BenchmarkApply.
+	storeIndexPack Store = 100
 )
 
 // packThreshold is the batch size, in objects, from which StoreAuto writes
-// a pack: about where the two ways cost the same in BenchmarkApply.
-const packThreshold = 24
+// a pack. Measured (BenchmarkWriteObjects, ext4, 2 shared cores; medians of
+// noisy runs): loose costs about 1.5 ms for 1 object, 5-10 ms for 4, 13 ms
+// for 8, 45 ms for 64 (a file, an inode and an fsync each, even
+// concurrent); a pack written from Go costs 2-4 ms from 1 to 32 objects
+// and 4-11 ms for 64 (two files, three fsyncs). A pack is cheaper from 2
+// objects on, but every pack is one more index each object lookup may
+// search until the next repack, so small batches stay loose.
+const packThreshold = 8
 
 func (s Store) String() string {
 	switch s {
@@ -103,6 +109,8 @@ func (s Store) String() string {
 		return "loose"
 	case StorePack:
 		return "pack"
+	case storeIndexPack:
+		return "indexpack"
 	}
 	return "auto"
 }
@@ -244,8 +252,11 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 		accepted = append(accepted, i)
 	}
 	write := writeLoose
-	if a.store == StorePack || (a.store == StoreAuto && len(toWrite) > packThreshold) {
-		write = func(objDir string, objs []Object) error { return writePack(ctx, repoDir, objs) }
+	switch {
+	case a.store == storeIndexPack:
+		write = func(_ string, objs []Object) error { return writeIndexPack(ctx, repoDir, objs) }
+	case a.store == StorePack, a.store == StoreAuto && len(toWrite) >= packThreshold:
+		write = writePack
 	}
 	if err := write(objDir, toWrite); err != nil {
 		for _, i := range accepted {
@@ -404,11 +415,29 @@ func writeLoose(objDir string, objs []Object) (err error) {
 			return fmt.Errorf("write object %s: %w", o.ID, err)
 		}
 	}
+	// Compress every object first, with one compressor, into one buffer:
+	// the goroutines below only wait on the disk.
+	var zbuf bytes.Buffer
+	ends := make([]int, len(objs))
+	z := getZlib(&zbuf)
+	for i, o := range objs {
+		z.Reset(&zbuf)
+		z.Write(header(o.Type, len(o.Data))) // a bytes.Buffer does not fail
+		z.Write(o.Data)
+		z.Close()
+		ends[i] = zbuf.Len()
+	}
+	putZlib(z)
 	var g errgroup.Group
 	g.SetLimit(syncParallel)
 	for i, o := range objs {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		data := zbuf.Bytes()[start:ends[i]]
 		g.Go(func() error {
-			name, err := writeTemp(filepath.Join(objDir, o.ID[:2]), o)
+			name, err := writeSynced(filepath.Join(objDir, o.ID[:2]), "tmp_obj_", data)
 			temps[i] = name // each goroutine writes its own slot
 			if err != nil {
 				return fmt.Errorf("write object %s: %w", o.ID, err)
@@ -454,85 +483,53 @@ func writeLoose(objDir string, objs []Object) (err error) {
 	return g.Wait()
 }
 
-// writeTemp writes o compressed to a new temporary file in dir, read-only
-// like every loose object, and fsyncs it.
-func writeTemp(dir string, o Object) (string, error) {
-	var zbuf bytes.Buffer
-	z := getZlib(&zbuf)
-	z.Write(header(o.Type, len(o.Data)))
-	z.Write(o.Data)
-	err := z.Close()
-	zlibPool.Put(z)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(dir, "tmp_obj_")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(zbuf.Bytes())
-	if err == nil {
-		err = f.Chmod(0o444)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return f.Name(), err
-}
-
-// writePack stores objs as one pack through index-pack, which checks every
-// object again and writes the pack and its index durably.
-func writePack(ctx context.Context, repoDir string, objs []Object) error {
+// writeIndexPack stores objs as one pack through index-pack, which checks
+// every object again and writes the pack and its index durably: the former
+// pack path, kept for BenchmarkApply.
+func writeIndexPack(ctx context.Context, repoDir string, objs []Object) error {
 	if len(objs) == 0 {
 		return nil
 	}
-	if _, err := git.IndexPack(ctx, repoDir, bytes.NewReader(packOf(objs)), git.IndexPackOptions{}); err != nil {
+	pack, _, err := packOf(objs)
+	if err != nil {
+		return err
+	}
+	if _, err := git.IndexPack(ctx, repoDir, bytes.NewReader(pack), git.IndexPackOptions{}); err != nil {
 		return fmt.Errorf("store %d objects: %w", len(objs), err)
 	}
 	return nil
 }
 
-// packOf returns a version 2 pack of objs, without deltas.
-func packOf(objs []Object) []byte {
-	var b bytes.Buffer
-	b.WriteString("PACK")
-	b.Write([]byte{0, 0, 0, 2})
-	n := uint32(len(objs))
-	b.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
-	for _, o := range objs {
-		size := len(o.Data)
-		c := byte(o.Type)<<4 | byte(size&0x0f)
-		size >>= 4
-		for size > 0 {
-			b.WriteByte(c | 0x80)
-			c = byte(size & 0x7f)
-			size >>= 7
-		}
-		b.WriteByte(c)
-		z := getZlib(&b)
-		z.Write(o.Data)
-		z.Close()
-		zlibPool.Put(z)
-	}
-	sum := sha1.Sum(b.Bytes())
-	b.Write(sum[:])
-	return b.Bytes()
-}
+// zlibFree holds idle compressors for loose and pack writing. Each holds
+// about a megabyte of tables, far more than the objects of a delta; unlike
+// a sync.Pool, which every GC empties (under load, a new compressor per
+// batch), the free list keeps them across GCs, bounded by its capacity.
+var zlibFree = make(chan *zlib.Writer, zlibFreeMax)
 
-// zlibPool recycles compressors: each holds about a megabyte of tables,
-// far more than the objects of a delta.
-var zlibPool sync.Pool
+// zlibFreeMax bounds the idle compressors kept: writeLoose and writePack
+// use one each per call, so a few cover the batches applied at once.
+const zlibFreeMax = 8
 
 // getZlib returns a compressor writing to w. Objects favour speed, as
-// git's core.looseCompression does.
+// git's core.looseCompression does; klauspost/compress builds the Huffman
+// codes of a small object about twice as fast as compress/flate, which is
+// most of the cost of packing a batch (BenchmarkPackOf).
 func getZlib(w io.Writer) *zlib.Writer {
-	if z, ok := zlibPool.Get().(*zlib.Writer); ok {
+	select {
+	case z := <-zlibFree:
 		z.Reset(w)
 		return z
+	default:
+		z, _ := zlib.NewWriterLevel(w, zlib.BestSpeed)
+		return z
 	}
-	z, _ := zlib.NewWriterLevel(w, zlib.BestSpeed)
-	return z
+}
+
+// putZlib gives z back to the free list, or drops it when the list is full.
+func putZlib(z *zlib.Writer) {
+	z.Reset(io.Discard) // do not keep the caller's buffer alive
+	select {
+	case zlibFree <- z:
+	default:
+	}
 }
