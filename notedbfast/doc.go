@@ -10,13 +10,15 @@
 // versioned frame: raw objects and ref updates, zstd-compressed with a
 // dictionary trained on generated NoteDb text (internal/gendict, embedded).
 // A Batcher coalesces concurrent writes (group commit) into one flush while
-// an earlier one is in flight, each write keeping its own result.
+// an earlier one is in flight, each write keeping its own result; a flush
+// may release its slot early (after its decision) so the next batch starts.
 //
 // At a peer, Decode reads a frame under Limits (hostile input: bounded
 // memory, a clear error, never a panic), and an Applier checks every
 // object's hash and form and that everything it refers to is present, then
-// writes the objects durably: loose objects written from Go for a small
-// batch, one pack through index-pack for a large one. A delta whose parents are
+// writes the objects durably: loose objects for a small batch, one pack and
+// its index for a larger one, both written from Go without a git process
+// (the objects were checked already). A delta whose parents are
 // missing gets a *MissingError naming them; the sender answers with Chain
 // (objects back to a commit the peer has, bounded) or falls back to a pack.
 //
