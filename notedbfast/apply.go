@@ -190,10 +190,16 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	// every id the batch names in one pipelined exchange, not one round
 	// trip each.
 	verified := make([][]verifiedObject, len(ds))
+	carried := map[string]bool{} // objects some delta of the batch carries
+	for _, d := range ds {
+		for _, o := range d.Objects {
+			carried[o.ID] = true
+		}
+	}
 	var ask []string
 	asked := map[string]bool{}
 	name := func(id string) {
-		if !asked[id] && isID(id) && id != ZeroID && id != emptyTree {
+		if !asked[id] && !carried[id] && isID(id) && id != ZeroID && id != emptyTree {
 			asked[id] = true
 			ask = append(ask, id)
 		}
@@ -203,7 +209,6 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 		for k, o := range d.Objects {
 			links, err := Verify(o)
 			verified[i][k] = verifiedObject{links, err}
-			name(o.ID)
 			for _, id := range links {
 				name(id)
 			}
@@ -328,17 +333,14 @@ func check(d Delta, verified []verifiedObject, pending map[string]bool, has func
 	var out []Object
 	written := map[string]bool{}
 	for _, o := range objs {
+		// Not asked whether the repository has it: a new object nearly
+		// never is there, and each miss makes git rescan its packs. A
+		// duplicate costs a few bytes until gc.
 		if pending[o.ID] || written[o.ID] {
 			continue
 		}
 		written[o.ID] = true
-		ok, err := has(o.ID)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			out = append(out, o)
-		}
+		out = append(out, o)
 	}
 	return out, nil
 }

@@ -251,6 +251,11 @@ func (c *Coordinator) openForPeer(ctx context.Context, project string) (string, 
 	if !c.holds(project) {
 		return "", fmt.Errorf("project %q is not placed at site %s", project, c.cfg.Site)
 	}
+	if r, err := c.cfg.Repos.Open(project); err == nil {
+		return r.Dir, nil
+	} else if !errors.Is(err, git.ErrNotFound) {
+		return "", err
+	}
 	if _, err := c.cfg.Repos.Root().Create(ctx, project); err != nil {
 		return "", err
 	}

@@ -23,7 +23,7 @@ type Repos struct {
 	env  []string
 
 	mu    sync.Mutex
-	open  map[string]*Repo
+	open  map[string]*Repo // by project
 	close bool
 }
 
@@ -38,7 +38,20 @@ func (rs *Repos) Root() Root { return rs.root }
 
 // Open returns the repository of project, which must exist (ErrNotFound
 // otherwise).
+//
+// A project's directory is resolved (and checked to stay inside the root)
+// on its first Open only: the hot paths open a repository per write.
 func (rs *Repos) Open(project string) (*Repo, error) {
+	rs.mu.Lock()
+	r, ok := rs.open[project]
+	closed := rs.close
+	rs.mu.Unlock()
+	if closed {
+		return nil, errors.New("repositories closed")
+	}
+	if ok {
+		return r, nil
+	}
 	dir, err := rs.root.Existing(project)
 	if err != nil {
 		return nil, err
@@ -48,11 +61,11 @@ func (rs *Repos) Open(project string) (*Repo, error) {
 	if rs.close {
 		return nil, errors.New("repositories closed")
 	}
-	if r, ok := rs.open[dir]; ok {
+	if r, ok := rs.open[project]; ok {
 		return r, nil
 	}
-	r := &Repo{Project: project, Dir: dir, Objects: NewCatFile(dir), Refs: NewRefUpdater(dir, rs.env...)}
-	rs.open[dir] = r
+	r = &Repo{Project: project, Dir: dir, Objects: NewCatFile(dir), Refs: NewRefUpdater(dir, rs.env...)}
+	rs.open[project] = r
 	return r, nil
 }
 
@@ -62,9 +75,9 @@ func (rs *Repos) Close() error {
 	defer rs.mu.Unlock()
 	rs.close = true
 	var errs []error
-	for dir, r := range rs.open {
+	for name, r := range rs.open {
 		errs = append(errs, r.Objects.Close(), r.Refs.Close())
-		delete(rs.open, dir)
+		delete(rs.open, name)
 	}
 	return errors.Join(errs...)
 }
