@@ -946,7 +946,11 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 	for _, u := range ok {
 		e.Updates = append(e.Updates, journal.Update{Ref: u.Ref, Old: u.Old, New: u.New})
 	}
-	if err := c.prepared.Put(e); err != nil {
+	// Volatile: the objects are in the object store already (fsynced), and
+	// a peer that lost this entry to a power failure moves the refs by
+	// catch-up from the refdb at its start, which is what resolving the
+	// entry would do.
+	if err := c.prepared.PutVolatile(e); err != nil {
 		for i := range votes {
 			if votes[i].Vote == voteYes {
 				votes[i] = deltaVote{Txn: votes[i].Txn, Vote: voteNo, Reason: err.Error()}

@@ -472,7 +472,9 @@ func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, send func(ct
 		return
 	}
 	e.Peers = rest
-	if err := c.outbound.Put(e); err != nil {
+	// Not fsynced: lost to a power failure, the entry names every peer
+	// again, and delivering twice is harmless.
+	if err := c.outbound.PutVolatile(e); err != nil {
 		c.log.Error("outbound queue", "txn", e.Txn, "error", err)
 	}
 }

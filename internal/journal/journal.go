@@ -49,8 +49,18 @@ func Open(dir string) (*Journal, error) {
 	return &Journal{dir: dir}, nil
 }
 
-// Put writes e durably, replacing an entry of the same transaction.
-func (j *Journal) Put(e Entry) error {
+// Put writes e durably, replacing an entry of the same transaction: it
+// returns after the entry and the directory are fsynced.
+func (j *Journal) Put(e Entry) error { return j.put(e, true) }
+
+// PutVolatile writes e like Put, atomically but without fsync: the entry
+// survives a crash of the process, not of the machine. For entries whose
+// loss after a power failure costs only time: a peer's prepared NoteDb
+// batch, whose objects are in the object store already and whose refs
+// catch-up from the refdb moves anyway.
+func (j *Journal) PutVolatile(e Entry) error { return j.put(e, false) }
+
+func (j *Journal) put(e Entry, durable bool) error {
 	if err := txn.Check(e.Txn); err != nil {
 		return err
 	}
@@ -68,15 +78,20 @@ func (j *Journal) Put(e Entry) error {
 		f.Close()
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("journal %s: %w", e.Txn, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
 	if err := os.Rename(tmp, j.path(e.Txn)); err != nil {
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
+	}
+	if !durable {
+		return nil
 	}
 	return j.syncDir()
 }
@@ -89,8 +104,10 @@ func (j *Journal) Get(id string) (Entry, error) {
 	return j.read(j.path(id))
 }
 
-// Remove deletes the entry of transaction id durably. Removing an absent entry is not
-// an error: resolution may run twice after a crash.
+// Remove deletes the entry of transaction id. It does not fsync: after a
+// power failure a removed entry may be back, and is resolved (or
+// delivered) once more, which every user of a journal tolerates. Removing
+// an absent entry is not an error: resolution may run twice after a crash.
 func (j *Journal) Remove(id string) error {
 	if err := txn.Check(id); err != nil {
 		return err
@@ -98,7 +115,7 @@ func (j *Journal) Remove(id string) error {
 	if err := os.Remove(j.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("journal %s: %w", id, err)
 	}
-	return j.syncDir()
+	return nil
 }
 
 // List returns every entry, oldest prepare first. An unreadable entry is
