@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -14,10 +15,16 @@ import (
 // Version is the delta frame format this package writes and reads. A frame
 // starts with the magic "sndb" and this version byte; a reader refuses any
 // other version with ErrVersion, so peers of different releases fail
-// loudly and the sender falls back to the pack path.
-const Version = 1
+// loudly and the sender falls back to the pack path. Version 1 carried
+// object ids, a project per delta and the zstd magic; version 2 derives
+// ids from the contents, names projects once in the frame header and
+// drops what the header already says.
+const Version = 2
 
 var magic = [4]byte{'s', 'n', 'd', 'b'}
+
+// zstdMagic starts every zstd frame; a delta frame leaves it out.
+var zstdMagic = [4]byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // ErrVersion is the outcome of a frame in a format this build cannot read.
 var ErrVersion = errors.New("unsupported delta format version")
@@ -114,7 +121,10 @@ func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 	eopts := []zstd.EOption{zstd.WithEncoderLevel(encoderLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1 << 20),
 		// Every object is checked by hash at the peer; the frame checksum would
 		// add 4 bytes to a frame of a few hundred.
-		zstd.WithEncoderCRC(false)}
+		zstd.WithEncoderCRC(false),
+		// A frame is decompressed whole: a single segment drops the window
+		// byte from the header, which then always declares the payload size.
+		zstd.WithSingleSegment(true)}
 	if len(dict) > 0 {
 		eopts = append(eopts, zstd.WithEncoderDict(dict))
 	}
@@ -137,16 +147,31 @@ func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 	return &Codec{enc: enc, dec: dec, metrics: m}, nil
 }
 
-// Encode returns one frame holding ds, in order.
+// Encode returns one frame holding ds, in order. Every object's ID must
+// be the hash of its content: the frame carries contents only and the
+// reader derives the ids.
+//
+// A frame is the magic "sndb", the version byte, the projects of its
+// deltas (uvarint count, then each as uvarint length + bytes; readable
+// without decompressing, see Projects), then one zstd frame without its
+// 4-byte magic (single segment, so its header declares the payload size)
+// holding the payload that marshal writes.
 func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
-	raw, err := marshal(ds)
+	projects, raw, err := marshal(ds)
 	if err != nil {
 		return nil, err
 	}
 	out := append([]byte(nil), magic[:]...)
 	out = append(out, Version)
-	out = binary.AppendUvarint(out, uint64(len(raw)))
-	out = c.enc.EncodeAll(raw, out)
+	out = binary.AppendUvarint(out, uint64(len(projects)))
+	for _, p := range projects {
+		out = appendString(out, p)
+	}
+	z := c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
+	if !bytes.HasPrefix(z, zstdMagic[:]) {
+		return nil, errors.New("zstd wrote a frame without its magic")
+	}
+	out = append(out, z[len(zstdMagic):]...)
 	var objBytes int64
 	for _, d := range ds {
 		objBytes += d.RawBytes()
@@ -155,69 +180,125 @@ func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
 	return out, nil
 }
 
+// Projects returns the projects of a frame's deltas, in order of first
+// use, reading only the frame's header (no decompression). Errors wrap
+// ErrFrame or ErrVersion.
+func Projects(b []byte) ([]string, error) {
+	ps, _, err := readHeader(b, DefaultLimits())
+	return ps, err
+}
+
+// readHeader checks the magic and version and reads the project table; it
+// returns the rest (the zstd frame without its magic).
+func readHeader(b []byte, lim Limits) ([]string, []byte, error) {
+	if len(b) < len(magic)+1 || !bytes.Equal(b[:len(magic)], magic[:]) {
+		return nil, nil, fmt.Errorf("%w: not a delta frame", ErrFrame)
+	}
+	if v := b[len(magic)]; v != Version {
+		return nil, nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, v, Version)
+	}
+	r := &reader{b: b[len(magic)+1:]}
+	budget := lim.MaxDeltas
+	n := r.count("projects", &budget, 2)
+	if r.err == nil && n == 0 {
+		r.fail("no projects")
+	}
+	ps := make([]string, 0, n)
+	for range n {
+		p := r.str("project")
+		if r.err == nil && (p == "" || slices.Contains(ps, p)) {
+			r.fail("project %q is empty or named twice", p)
+		}
+		ps = append(ps, p)
+	}
+	if r.err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrFrame, r.err)
+	}
+	return ps, r.b, nil
+}
+
 // Decode reads a frame. Every field is checked against lim and against the
 // format (ids are hex, types known, names sane); object hashes are not
 // checked here but by the Applier. Errors wrap ErrFrame or ErrVersion.
 func (c *Codec) Decode(b []byte, lim Limits) ([]Delta, error) {
 	lim = lim.withDefaults()
-	if len(b) < len(magic)+1 || !bytes.Equal(b[:len(magic)], magic[:]) {
-		return nil, fmt.Errorf("%w: not a delta frame", ErrFrame)
+	projects, z, err := readHeader(b, lim)
+	if err != nil {
+		return nil, err
 	}
-	if v := b[len(magic)]; v != Version {
-		return nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, v, Version)
+	z = append(zstdMagic[:len(zstdMagic):len(zstdMagic)], z...)
+	var h zstd.Header
+	if err := h.Decode(z); err != nil {
+		return nil, fmt.Errorf("%w: zstd header: %v", ErrFrame, err)
 	}
-	b = b[len(magic)+1:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, fmt.Errorf("%w: bad length", ErrFrame)
+	if !h.HasFCS || !h.SingleSegment {
+		return nil, fmt.Errorf("%w: zstd frame does not declare its size", ErrFrame)
 	}
+	n := h.FrameContentSize
 	if n > uint64(lim.MaxBytes) || n > hardMaxBytes {
 		return nil, fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrFrame, n, lim.MaxBytes)
 	}
-	raw, err := c.dec.DecodeAll(b[k:], make([]byte, 0, n))
+	raw, err := c.dec.DecodeAll(z, make([]byte, 0, n))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decompress: %v", ErrFrame, err)
 	}
 	if uint64(len(raw)) != n {
 		return nil, fmt.Errorf("%w: payload is %d bytes, header says %d", ErrFrame, len(raw), n)
 	}
-	ds, err := unmarshal(raw, lim)
+	ds, err := unmarshal(raw, projects, lim)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
 	}
 	return ds, nil
 }
 
-// marshal writes the uncompressed payload:
+// marshal writes the uncompressed payload and returns the projects it
+// refers to:
 //
-//	uvarint deltas; per delta: str project, str txn,
-//	  uvarint objects; per object: byte type, id, uvarint size, content
-//	  uvarint updates; per update: str ref, ref old, ref new
+//	uvarint deltas; per delta: uvarint project (index into the frame's
+//	  projects), str txn,
+//	  uvarint objects; per object: byte type, uvarint size, content
+//	  uvarint updates; per update: name ref, ref old, ref new
 //
-// where str is uvarint length + bytes, id is 20 raw bytes, and ref is an
-// id that usually need not be repeated: 0 (the zero id), 1 + id, 2 +
-// uvarint k (the id of object k of this delta) or 3 + uvarint k (the first
-// parent of commit k of this delta). A meta update's new value is its
-// commit and its old value that commit's parent, so they cost 2 bytes
-// each instead of 20 incompressible ones.
-func marshal(ds []Delta) ([]byte, error) {
+// where str is uvarint length + bytes, name is a ref name as AppendRefName
+// writes it, and ref is an id that usually need not be repeated: 0 (the
+// zero id), 1 + 20 raw bytes, 2 + uvarint k (the id of object k of this
+// delta) or 3 + uvarint k (the first parent of commit k of this delta). A
+// meta update's new value is its commit and its old value that commit's
+// parent, so they cost 2 bytes each instead of 20 incompressible ones.
+// Object ids are not written: the reader hashes the contents.
+func marshal(ds []Delta) ([]string, []byte, error) {
 	var b []byte
+	var projects []string
 	b = binary.AppendUvarint(b, uint64(len(ds)))
 	for _, d := range ds {
-		b = appendString(b, d.Project)
+		if d.Project == "" {
+			return nil, nil, errors.New("delta without a project")
+		}
+		if len(d.Project) > maxName {
+			return nil, nil, fmt.Errorf("project name of %d bytes", len(d.Project))
+		}
+		pi := slices.Index(projects, d.Project)
+		if pi < 0 {
+			pi = len(projects)
+			projects = append(projects, d.Project)
+		}
+		b = binary.AppendUvarint(b, uint64(pi))
+		if len(d.Txn) > maxName {
+			return nil, nil, fmt.Errorf("txn of %d bytes", len(d.Txn))
+		}
 		b = appendString(b, d.Txn)
 		b = binary.AppendUvarint(b, uint64(len(d.Objects)))
 		index := make(map[string]int, len(d.Objects))
 		parentOf := map[string]int{}
 		for k, o := range d.Objects {
 			if !o.Type.valid() {
-				return nil, fmt.Errorf("object %s: unknown type %d", o.ID, o.Type)
+				return nil, nil, fmt.Errorf("object %s: unknown type %d", o.ID, o.Type)
+			}
+			if got := Hash(o.Type, o.Data); got != o.ID {
+				return nil, nil, &BadHashError{ID: o.ID, Got: got}
 			}
 			b = append(b, byte(o.Type))
-			var err error
-			if b, err = appendID(b, o.ID); err != nil {
-				return nil, err
-			}
 			b = binary.AppendUvarint(b, uint64(len(o.Data)))
 			b = append(b, o.Data...)
 			if _, ok := index[o.ID]; !ok {
@@ -232,12 +313,12 @@ func marshal(ds []Delta) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(d.Updates)))
 		for _, u := range d.Updates {
 			if err := checkRef(u.Ref); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			b = appendString(b, u.Ref)
+			b = AppendRefName(b, u.Ref)
 			for _, id := range []string{u.Old, u.New} {
 				if !isID(id) {
-					return nil, fmt.Errorf("ref %s: invalid object id %q", u.Ref, id)
+					return nil, nil, fmt.Errorf("ref %s: invalid object id %q", u.Ref, id)
 				}
 				if id == ZeroID {
 					b = append(b, refZero)
@@ -251,7 +332,98 @@ func marshal(ds []Delta) ([]byte, error) {
 			}
 		}
 	}
-	return b, nil
+	return projects, b, nil
+}
+
+// AppendRefName appends ref in the compact form of a delta frame, for
+// envelopes that name refs next to one: a change's meta or robot-comments
+// ref (refs/changes/NN/N/meta, NN the last two digits of N) is a uvarint
+// of N and the kind, any other name its length and bytes. ReadRefName
+// reads it back.
+func AppendRefName(b []byte, ref string) []byte {
+	if n, kind, ok := changeRef(ref); ok {
+		return binary.AppendUvarint(b, n<<2|kind)
+	}
+	b = binary.AppendUvarint(b, uint64(len(ref))<<2|refNamed)
+	return append(b, ref...)
+}
+
+// ReadRefName reads a ref name written by AppendRefName from the start of
+// b and returns it and the bytes it took. It checks the form, not that git
+// would accept the name.
+func ReadRefName(b []byte) (string, int, error) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 {
+		return "", 0, errors.New("truncated ref name")
+	}
+	kind, n := v&3, v>>2
+	switch kind {
+	case refNamed:
+		if n > maxName || n > uint64(len(b)-k) {
+			return "", 0, fmt.Errorf("ref name of %d bytes in %d", n, len(b)-k)
+		}
+		ref := string(b[k : k+int(n)])
+		if _, _, ok := changeRef(ref); ok {
+			return "", 0, fmt.Errorf("ref name %q spelled out", ref) // one encoding per name
+		}
+		return ref, k + int(n), nil
+	case refMeta, refRobot:
+		if n == 0 || n > maxChange {
+			return "", 0, fmt.Errorf("change number %d", n)
+		}
+		leaf := "meta"
+		if kind == refRobot {
+			leaf = "robot-comments"
+		}
+		return fmt.Sprintf("refs/changes/%02d/%d/%s", n%100, n, leaf), k, nil
+	}
+	return "", 0, fmt.Errorf("unknown ref name encoding %d", kind)
+}
+
+// maxChange is the largest change number a compact ref name holds.
+const maxChange = 999_999_999_999
+
+// Ref name encodings (the low two bits of AppendRefName's uvarint).
+const (
+	refNamed = 0
+	refMeta  = 1
+	refRobot = 2
+)
+
+// changeRef recognizes refs/changes/NN/N/meta and .../robot-comments
+// spelled the way Gerrit does (N without leading zeros, NN = N mod 100 in
+// two digits).
+func changeRef(ref string) (n, kind uint64, ok bool) {
+	rest, found := strings.CutPrefix(ref, "refs/changes/")
+	if !found {
+		return 0, 0, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 {
+		return 0, 0, false
+	}
+	switch parts[2] {
+	case "meta":
+		kind = refMeta
+	case "robot-comments":
+		kind = refRobot
+	default:
+		return 0, 0, false
+	}
+	num := parts[1]
+	if num == "" || len(num) > len(fmt.Sprint(maxChange)) || num[0] == '0' {
+		return 0, 0, false
+	}
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return 0, 0, false
+		}
+		n = n*10 + uint64(num[i]-'0')
+	}
+	if parts[0] != fmt.Sprintf("%02d", n%100) {
+		return 0, 0, false
+	}
+	return n, kind, true
 }
 
 // How a ref update's id is written.
@@ -396,7 +568,7 @@ func (r *reader) ref(objs []Object, what string) string {
 	return ""
 }
 
-func unmarshal(raw []byte, lim Limits) ([]Delta, error) {
+func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
 	r := &reader{b: raw}
 	deltas, objects, updates := lim.MaxDeltas, lim.MaxObjects, lim.MaxUpdates
 	nd := r.count("deltas", &deltas, 4)
@@ -406,12 +578,19 @@ func unmarshal(raw []byte, lim Limits) ([]Delta, error) {
 	if nd == 0 {
 		return nil, errors.New("no deltas")
 	}
+	used := make([]bool, len(projects))
 	ds := make([]Delta, 0, nd)
 	for range nd {
 		var d Delta
-		d.Project = r.str("project")
+		if pi := r.uvarint("project"); r.err == nil {
+			if pi >= uint64(len(projects)) {
+				r.fail("project %d of %d", pi, len(projects))
+			} else {
+				d.Project, used[pi] = projects[pi], true
+			}
+		}
 		d.Txn = r.str("txn")
-		no := r.count("objects", &objects, 22)
+		no := r.count("objects", &objects, 2)
 		if no > 0 {
 			d.Objects = make([]Object, 0, no)
 		}
@@ -424,8 +603,11 @@ func unmarshal(raw []byte, lim Limits) ([]Delta, error) {
 					r.fail("unknown object type %d", t[0])
 				}
 			}
-			o.ID = r.id("object id")
 			o.Data = r.bytes(r.uvarint("object size"), "object content")
+			if r.err != nil {
+				break
+			}
+			o.ID = Hash(o.Type, o.Data)
 			d.Objects = append(d.Objects, o)
 		}
 		nu := r.count("updates", &updates, 4)
@@ -433,7 +615,7 @@ func unmarshal(raw []byte, lim Limits) ([]Delta, error) {
 			d.Updates = make([]Update, 0, nu)
 		}
 		for range nu {
-			u := Update{Ref: r.str("ref")}
+			u := Update{Ref: r.refName()}
 			u.Old = r.ref(d.Objects, "old id")
 			u.New = r.ref(d.Objects, "new id")
 			if r.err == nil {
@@ -446,15 +628,28 @@ func unmarshal(raw []byte, lim Limits) ([]Delta, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		if d.Project == "" {
-			return nil, errors.New("delta without a project")
-		}
 		ds = append(ds, d)
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", len(r.b))
 	}
+	if i := slices.Index(used, false); i >= 0 {
+		return nil, fmt.Errorf("project %q has no delta", projects[i])
+	}
 	return ds, nil
+}
+
+func (r *reader) refName() string {
+	if r.err != nil {
+		return ""
+	}
+	ref, k, err := ReadRefName(r.b)
+	if err != nil {
+		r.fail("%v", err)
+		return ""
+	}
+	r.b = r.b[k:]
+	return ref
 }
 
 // checkRef refuses ref names that git would refuse or that could break a
@@ -474,4 +669,8 @@ func checkRef(ref string) error {
 
 // Payload returns the uncompressed payload a frame of ds carries, for
 // training dictionaries (internal/gendict) and measuring compression.
-func Payload(ds ...Delta) ([]byte, error) { return marshal(ds) }
+// The projects are not part of it (the frame's header names them).
+func Payload(ds ...Delta) ([]byte, error) {
+	_, b, err := marshal(ds)
+	return b, err
+}

@@ -2,7 +2,6 @@ package notedbfast
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -63,7 +62,9 @@ func TestDecodeLimits(t *testing.T) {
 		objs += len(d.Objects)
 		ups += len(d.Updates)
 	}
-	huge := append([]byte("sndb\x01"), binary.AppendUvarint(nil, 1<<40)...)
+	// A zstd header (without its magic) declaring a 1 TiB payload: single
+	// segment, 8-byte content size.
+	huge := append([]byte("sndb\x02\x01\x01p"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -77,7 +78,11 @@ func TestDecodeLimits(t *testing.T) {
 		{"declared size", huge, Limits{}, "exceeds the limit"},
 		{"not a frame", []byte("PACK\x00\x00\x00\x02"), Limits{}, "not a delta frame"},
 		{"empty", nil, Limits{}, "not a delta frame"},
-		{"garbage body", append(frame[:6:6], bytes.Repeat([]byte{0x55}, 40)...), Limits{}, "decompress"},
+		{"garbage body", append(frame[:len(frame)-20:len(frame)-20], bytes.Repeat([]byte{0x55}, 20)...), Limits{}, "decompress"},
+		{"no projects", []byte("sndb\x02\x00"), Limits{}, "no projects"},
+		{"project twice", []byte("sndb\x02\x02\x01p\x01p"), Limits{}, "named twice"},
+		{"truncated project", []byte("sndb\x02\x01\x05p"), Limits{}, "truncated at project"},
+		{"no zstd header", []byte("sndb\x02\x01\x01p"), Limits{}, "zstd header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.frame, tc.lim)
@@ -98,12 +103,72 @@ func TestEncodeRefuses(t *testing.T) {
 		{"not under refs", Delta{Project: "p", Updates: []Update{{Ref: "HEAD", Old: ZeroID, New: id}}}, "invalid ref name"},
 		{"bad id", Delta{Project: "p", Updates: []Update{{Ref: "refs/x", Old: "abc", New: id}}}, "invalid object id"},
 		{"bad type", Delta{Project: "p", Objects: []Object{{Type: 9, ID: id}}}, "unknown type"},
+		{"id not the hash", Delta{Project: "p", Objects: []Object{{Type: Blob, ID: Hash(Blob, []byte("x"))}}}, "content hashes to"},
+		{"no project", Delta{Updates: []Update{{Ref: "refs/x", Old: ZeroID, New: id}}}, "without a project"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Encode(tc.d)
 			require.ErrorContains(t, err, tc.msg)
 		})
 	}
+}
+
+func TestRefName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ref  string
+		size int // bytes AppendRefName writes
+	}{
+		{"meta", "refs/changes/23/12323/meta", 3},
+		{"robot comments", "refs/changes/01/1/robot-comments", 1},
+		{"largest change", "refs/changes/99/999999999999/meta", 6},
+		{"sequence", "refs/sequences/changes", 23},
+		{"leading zero", "refs/changes/01/01/meta", 24},
+		{"wrong shard", "refs/changes/24/12323/meta", 27},
+		{"one-digit shard", "refs/changes/3/3/meta", 22},
+		{"other leaf", "refs/changes/23/12323/1", 24},
+		{"too large", "refs/changes/00/1000000000000/meta", 36},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := AppendRefName([]byte{7}, tc.ref)
+			require.Len(t, b, 1+tc.size)
+			got, n, err := ReadRefName(b[1:])
+			require.NoError(t, err)
+			require.Equal(t, tc.ref, got)
+			require.Equal(t, tc.size, n)
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		msg  string
+	}{
+		{"empty", nil, "truncated"},
+		{"past the end", []byte{5 << 2, 'r'}, "ref name of 5 bytes"},
+		{"change zero", []byte{refMeta}, "change number 0"},
+		{"unknown kind", []byte{3}, "unknown ref name encoding"},
+		{"spelled out", append([]byte{byte(len("refs/changes/01/1/meta") << 2)}, "refs/changes/01/1/meta"...), "spelled out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ReadRefName(tc.in)
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestProjects(t *testing.T) {
+	ds := genDeltas(t, gittest.NoteDbShape{Changes: 2, Events: 3, Seed: 13})
+	ds[1].Project = "All-Users"
+	frame, err := Encode(ds...)
+	require.NoError(t, err)
+	ps, err := Projects(frame)
+	require.NoError(t, err)
+	require.Equal(t, []string{ds[0].Project, "All-Users"}, ps)
+	got, err := Decode(frame, Limits{})
+	require.NoError(t, err)
+	require.Equal(t, normalize(ds), normalize(got))
+	_, err = Projects(append([]byte("sndb\x01"), frame[5:]...))
+	require.ErrorIs(t, err, ErrVersion)
 }
 
 func TestVerify(t *testing.T) {
@@ -165,7 +230,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	all, _ := Encode(ds...)
 	f.Add(all)
-	f.Add([]byte("sndb\x01\x00"))
+	f.Add([]byte("sndb\x02\x00"))
+	f.Add([]byte("sndb\x02\x01\x01p"))
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Decode(b, lim)
@@ -193,6 +259,12 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// fuzzProjects is the project table of a frame of ds.
+func fuzzProjects(ds []Delta) []string {
+	ps, _, _ := marshal(ds)
+	return ps
+}
+
 // FuzzPayload reaches the payload parser directly (compressed mutations
 // rarely decompress): it never panics, bounds its allocations, and what it
 // accepts marshals back to the same bytes.
@@ -209,15 +281,15 @@ func FuzzPayload(f *testing.F) {
 	f.Add(all)
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := unmarshal(b, lim)
+		got, err := unmarshal(b, fuzzProjects(ds), lim)
 		if err != nil {
 			return
 		}
-		p, err := marshal(got)
+		ps, p, err := marshal(got)
 		if err != nil {
 			t.Fatalf("accepted payload does not marshal: %v", err)
 		}
-		again, err := unmarshal(p, lim)
+		again, err := unmarshal(p, ps, lim)
 		if err != nil {
 			t.Fatalf("re-marshalled payload does not parse: %v", err)
 		}
