@@ -13,15 +13,20 @@ import (
 )
 
 // Version is the delta frame format this package writes and reads. A frame
-// starts with the magic "sndb" and this version byte; a reader refuses any
-// other version with ErrVersion, so peers of different releases fail
-// loudly and the sender falls back to the pack path. Version 1 carried
-// object ids, a project per delta and the zstd magic; version 2 derives
-// ids from the contents, names projects once in the frame header and
-// drops what the header already says.
+// starts with the byte frameTag|Version (version 1 started with "sndb" and
+// a version byte); a reader refuses any other version with ErrVersion, so
+// peers of different releases fail loudly and the sender falls back to
+// the pack path. Version 1 carried object ids, a project per delta and the
+// zstd magic; version 2 derives ids from the contents, names projects once
+// in the frame header and drops what the header already says.
 const Version = 2
 
-var magic = [4]byte{'s', 'n', 'd', 'b'}
+// frameTag is the high nibble of a frame's first byte; the low one is the
+// version.
+const frameTag = 0xd0
+
+// legacyMagic started frames of version 1, followed by the version byte.
+var legacyMagic = []byte("sndb")
 
 // zstdMagic starts every zstd frame; a delta frame leaves it out.
 var zstdMagic = [4]byte{0x28, 0xb5, 0x2f, 0xfd}
@@ -151,7 +156,7 @@ func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 // be the hash of its content: the frame carries contents only and the
 // reader derives the ids.
 //
-// A frame is the magic "sndb", the version byte, the projects of its
+// A frame is the byte frameTag|Version, the projects of its
 // deltas (uvarint count, then each as uvarint length + bytes; readable
 // without decompressing, see Projects), then one zstd frame without its
 // 4-byte magic (single segment, so its header declares the payload size)
@@ -161,8 +166,7 @@ func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := append([]byte(nil), magic[:]...)
-	out = append(out, Version)
+	out := []byte{frameTag | Version}
 	out = binary.AppendUvarint(out, uint64(len(projects)))
 	for _, p := range projects {
 		out = appendString(out, p)
@@ -188,16 +192,19 @@ func Projects(b []byte) ([]string, error) {
 	return ps, err
 }
 
-// readHeader checks the magic and version and reads the project table; it
+// readHeader checks the tag and version and reads the project table; it
 // returns the rest (the zstd frame without its magic).
 func readHeader(b []byte, lim Limits) ([]string, []byte, error) {
-	if len(b) < len(magic)+1 || !bytes.Equal(b[:len(magic)], magic[:]) {
+	if len(b) > len(legacyMagic) && bytes.HasPrefix(b, legacyMagic) {
+		return nil, nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, b[len(legacyMagic)], Version)
+	}
+	if len(b) == 0 || b[0]&0xf0 != frameTag {
 		return nil, nil, fmt.Errorf("%w: not a delta frame", ErrFrame)
 	}
-	if v := b[len(magic)]; v != Version {
+	if v := b[0] & 0x0f; v != Version {
 		return nil, nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, v, Version)
 	}
-	r := &reader{b: b[len(magic)+1:]}
+	r := &reader{b: b[1:]}
 	budget := lim.MaxDeltas
 	n := r.count("projects", &budget, 2)
 	if r.err == nil && n == 0 {

@@ -64,7 +64,7 @@ func TestDecodeLimits(t *testing.T) {
 	}
 	// A zstd header (without its magic) declaring a 1 TiB payload: single
 	// segment, 8-byte content size.
-	huge := append([]byte("sndb\x02\x01\x01p"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
+	huge := append([]byte("\xd2\x01\x01p"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -77,12 +77,13 @@ func TestDecodeLimits(t *testing.T) {
 		{"updates", frame, Limits{MaxUpdates: ups - 1}, "updates exceed the limit"},
 		{"declared size", huge, Limits{}, "exceeds the limit"},
 		{"not a frame", []byte("PACK\x00\x00\x00\x02"), Limits{}, "not a delta frame"},
+		{"bare legacy magic", []byte("sndb"), Limits{}, "not a delta frame"},
 		{"empty", nil, Limits{}, "not a delta frame"},
 		{"garbage body", append(frame[:len(frame)-20:len(frame)-20], bytes.Repeat([]byte{0x55}, 20)...), Limits{}, "decompress"},
-		{"no projects", []byte("sndb\x02\x00"), Limits{}, "no projects"},
-		{"project twice", []byte("sndb\x02\x02\x01p\x01p"), Limits{}, "named twice"},
-		{"truncated project", []byte("sndb\x02\x01\x05p"), Limits{}, "truncated at project"},
-		{"no zstd header", []byte("sndb\x02\x01\x01p"), Limits{}, "zstd header"},
+		{"no projects", []byte("\xd2\x00"), Limits{}, "no projects"},
+		{"project twice", []byte("\xd2\x02\x01p\x01p"), Limits{}, "named twice"},
+		{"truncated project", []byte("\xd2\x01\x05p"), Limits{}, "truncated at project"},
+		{"no zstd header", []byte("\xd2\x01\x01p"), Limits{}, "zstd header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.frame, tc.lim)
@@ -167,7 +168,9 @@ func TestProjects(t *testing.T) {
 	got, err := Decode(frame, Limits{})
 	require.NoError(t, err)
 	require.Equal(t, normalize(ds), normalize(got))
-	_, err = Projects(append([]byte("sndb\x01"), frame[5:]...))
+	_, err = Projects(append([]byte("sndb\x01"), frame[1:]...))
+	require.ErrorIs(t, err, ErrVersion)
+	_, err = Projects(append([]byte{frameTag | 3}, frame[1:]...))
 	require.ErrorIs(t, err, ErrVersion)
 }
 
@@ -230,8 +233,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	all, _ := Encode(ds...)
 	f.Add(all)
-	f.Add([]byte("sndb\x02\x00"))
-	f.Add([]byte("sndb\x02\x01\x01p"))
+	f.Add([]byte("\xd2\x00"))
+	f.Add([]byte("\xd2\x01\x01p"))
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Decode(b, lim)

@@ -166,7 +166,7 @@ func deltaRejects(tb testing.TB) []deltaReject {
 	lit := func(id string) []byte { return appendTxn(nil, id) }
 	g := "b-19a2b3c4d5e-0123456789abcdev"
 	frame := validDeltaMsgs(tb)[0].Frame
-	oldFrame := append([]byte("sndb\x01"), frame[5:]...)
+	oldFrame := append([]byte("sndb\x01"), frame[1:]...)
 	val := bytes.Repeat([]byte{1}, 20)
 	return []deltaReject{
 		{"empty", nil, "truncated at flags"},
