@@ -2,12 +2,14 @@ package notedbfast
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -117,6 +119,11 @@ type Codec struct {
 	enc     *zstd.Encoder
 	dec     *zstd.Decoder
 	metrics *Metrics
+	// dictContent is the history of the codec's dictionary, which based
+	// frames put before their bases.
+	dictContent []byte
+	bmu         sync.Mutex // guards benc
+	benc        *zstd.Encoder
 }
 
 // NewCodec returns a codec compressing with dict (a zstd dictionary; nil
@@ -149,7 +156,24 @@ func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	return &Codec{enc: enc, dec: dec, metrics: m}, nil
+	c := &Codec{enc: enc, dec: dec, metrics: m}
+	if len(dict) > 0 {
+		info, err := zstd.InspectDictionary(dict)
+		if err != nil {
+			return nil, fmt.Errorf("zstd dictionary: %w", err)
+		}
+		c.dictContent = info.Content()
+	}
+	// Based frames: the fastest level, because their history changes with
+	// every frame and a stronger level spends milliseconds indexing it
+	// (2.7 ms against 0.3 ms per frame, for 0.240 against 0.253 of raw).
+	c.benc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(1<<20), zstd.WithEncoderCRC(false), zstd.WithSingleSegment(true),
+		zstd.WithEncoderDictRaw(baseDictID, c.history(nil)))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	return c, nil
 }
 
 // Encode returns one frame holding ds, in order. Every object's ID must
@@ -161,8 +185,20 @@ func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 // without decompressing, see Projects), then one zstd frame without its
 // 4-byte magic (single segment, so its header declares the payload size)
 // holding the payload that marshal writes.
-func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
+func (c *Codec) Encode(ds ...Delta) ([]byte, error) { return c.EncodeBased(nil, ds...) }
+
+// EncodeBased is Encode compressed against bases: objects the reader is
+// expected to hold already, such as the commit a meta ref moves from and
+// its notes (see Bases). Their contents are the compression history, so a
+// meta commit costs little more than what differs from its parent. The
+// frame names the bases; only DecodeBased with a reader that has them can
+// read it. With no bases it is Encode.
+func (c *Codec) EncodeBased(bases []Object, ds ...Delta) ([]byte, error) {
 	projects, raw, err := marshal(ds)
+	if err != nil {
+		return nil, err
+	}
+	bases, err = checkBases(bases)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +207,24 @@ func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
 	for _, p := range projects {
 		out = appendString(out, p)
 	}
-	z := c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
+	out = binary.AppendUvarint(out, uint64(len(bases)))
+	for _, o := range bases {
+		out, _ = appendID(out, o.ID)
+	}
+	var z []byte
+	if len(bases) == 0 {
+		z = c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
+	} else {
+		c.bmu.Lock()
+		err := c.benc.ResetWithOptions(nil, zstd.WithEncoderDictRaw(baseDictID, c.history(bases)))
+		if err == nil {
+			z = c.benc.EncodeAll(raw, make([]byte, 0, len(raw)/2+32))
+		}
+		c.bmu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder: %w", err)
+		}
+	}
 	if !bytes.HasPrefix(z, zstdMagic[:]) {
 		return nil, errors.New("zstd wrote a frame without its magic")
 	}
@@ -188,13 +241,43 @@ func (c *Codec) Encode(ds ...Delta) ([]byte, error) {
 // use, reading only the frame's header (no decompression). Errors wrap
 // ErrFrame or ErrVersion.
 func Projects(b []byte) ([]string, error) {
-	ps, _, err := readHeader(b, DefaultLimits())
-	return ps, err
+	h, err := readHeader(b, DefaultLimits())
+	return h.projects, err
 }
 
-// readHeader checks the tag and version and reads the project table; it
-// returns the rest (the zstd frame without its magic).
-func readHeader(b []byte, lim Limits) ([]string, []byte, error) {
+// frameHeader is what a frame says before its compressed payload.
+type frameHeader struct {
+	projects []string
+	bases    []string // ids of the objects the payload is compressed against
+	z        []byte   // the zstd frame without its magic
+}
+
+// readHeader checks the tag and version and reads the project table and
+// the bases.
+func readHeader(b []byte, lim Limits) (frameHeader, error) {
+	ps, rest, err := readProjects(b, lim)
+	if err != nil {
+		return frameHeader{}, err
+	}
+	r := &reader{b: rest}
+	budget := maxBases
+	n := r.count("bases", &budget, 20)
+	h := frameHeader{projects: ps}
+	for range n {
+		id := r.id("base")
+		if r.err == nil && slices.Contains(h.bases, id) {
+			r.fail("base %s named twice", id)
+		}
+		h.bases = append(h.bases, id)
+	}
+	if r.err != nil {
+		return frameHeader{}, fmt.Errorf("%w: header: %v", ErrFrame, r.err)
+	}
+	h.z = r.b
+	return h, nil
+}
+
+func readProjects(b []byte, lim Limits) ([]string, []byte, error) {
 	if len(b) > len(legacyMagic) && bytes.HasPrefix(b, legacyMagic) {
 		return nil, nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, b[len(legacyMagic)], Version)
 	}
@@ -224,16 +307,231 @@ func readHeader(b []byte, lim Limits) ([]string, []byte, error) {
 	return ps, r.b, nil
 }
 
+// Bases of a frame.
+const (
+	// baseDictID is the zstd dictionary id of a based frame: 0, which zstd
+	// leaves out of the frame header (the reader knows the history from
+	// the frame's bases).
+	baseDictID = 0
+	// maxBases and maxBaseBytes bound the history of a based frame.
+	maxBases     = 1024
+	maxBaseBytes = 512 << 10
+)
+
+// checkBases checks that each base is a known type whose id is its hash,
+// drops repeats, and bounds their number and size.
+func checkBases(bases []Object) ([]Object, error) {
+	out := bases[:0:0]
+	seen := make(map[string]bool, len(bases))
+	size := 0
+	for _, o := range bases {
+		if seen[o.ID] {
+			continue
+		}
+		seen[o.ID] = true
+		if !o.Type.valid() {
+			return nil, fmt.Errorf("base %s: unknown type %d", o.ID, o.Type)
+		}
+		if got := Hash(o.Type, o.Data); got != o.ID {
+			return nil, &BadHashError{ID: o.ID, Got: got}
+		}
+		size += len(o.Data)
+		out = append(out, o)
+	}
+	if len(out) > maxBases || size > maxBaseBytes {
+		return nil, fmt.Errorf("%d base objects of %d bytes exceed the limits (%d, %d bytes)", len(out), size, maxBases, maxBaseBytes)
+	}
+	return out, nil
+}
+
+// history is the compression history of a frame against bases: the
+// dictionary's, then the bases' contents (nearest the payload, where
+// matches cost least), each commit after a "parent <its id>" line, which
+// the commit that follows it in a meta history spells out.
+func (c *Codec) history(bases []Object) []byte {
+	n := len(c.dictContent)
+	for _, o := range bases {
+		n += len(o.Data) + len("parent \n") + 40
+	}
+	h := make([]byte, 0, n)
+	h = append(h, c.dictContent...)
+	for _, o := range bases {
+		if o.Type == Commit {
+			h = append(append(append(h, "parent "...), o.ID...), '\n')
+		}
+		h = append(h, o.Data...)
+	}
+	return h
+}
+
+// Bases returns objects a frame of ds may be compressed against
+// (EncodeBased), read through r: for each update from a commit, that
+// commit, its tree unless empty, and the entries of that tree that the
+// delta's new tree replaces under the same name (a notes blob that grew),
+// one level of subtrees deep. A peer whose ref is at the old value holds
+// them all. Objects past maxBases or maxBaseBytes are left out.
+func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
+	var out []Object
+	seen := map[string]bool{}
+	size := 0
+	add := func(id string, want ObjectType) (Object, bool, error) {
+		if seen[id] || len(out) >= maxBases {
+			return Object{}, false, nil
+		}
+		g, err := r.Object(ctx, id)
+		if err != nil {
+			return Object{}, false, fmt.Errorf("base %s: %w", id, err)
+		}
+		t, err := ParseObjectType(g.Type)
+		if err != nil || t != want || size+len(g.Data) > maxBaseBytes {
+			return Object{}, false, nil
+		}
+		seen[id] = true
+		size += len(g.Data)
+		o := Object{Type: t, ID: id, Data: g.Data}
+		out = append(out, o)
+		return o, true, nil
+	}
+	for _, d := range ds {
+		byID := make(map[string]Object, len(d.Objects))
+		for _, o := range d.Objects {
+			byID[o.ID] = o
+		}
+		for _, u := range d.Updates {
+			if u.Old == ZeroID {
+				continue
+			}
+			old, ok, err := add(u.Old, Commit)
+			if err != nil {
+				return out, err
+			}
+			if !ok {
+				continue // not a commit, or already a base
+			}
+			oldTree, _, _ := line(old.Data, "tree")
+			if oldTree == emptyTreeID || !isID(oldTree) {
+				continue
+			}
+			ot, ok, err := add(oldTree, Tree)
+			if err != nil {
+				return out, err
+			}
+			newTree := ""
+			if c, isNew := byID[u.New]; isNew {
+				newTree, _, _ = line(c.Data, "tree")
+			}
+			if nt, isNew := byID[newTree]; ok && isNew {
+				if err := addReplaced(ot, nt, byID, add, 1); err != nil {
+					return out, err
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// emptyTreeID is the id of git's empty tree.
+const emptyTreeID = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+// addReplaced adds the entries of old that nt replaces under the same
+// name, descending depth levels of subtrees that are new in the delta.
+func addReplaced(old, nt Object, byID map[string]Object, add func(string, ObjectType) (Object, bool, error), depth int) error {
+	was := treeEntries(old.Data)
+	for name, e := range treeEntries(nt.Data) {
+		prev, ok := was[name]
+		if !ok || prev.id == e.id || prev.tree != e.tree {
+			continue
+		}
+		t := Blob
+		if e.tree {
+			t = Tree
+		}
+		o, ok, err := add(prev.id, t)
+		if err != nil {
+			return err
+		}
+		if sub, isNew := byID[e.id]; ok && e.tree && isNew && depth > 0 {
+			if err := addReplaced(o, sub, byID, add, depth-1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type treeEntry struct {
+	id   string
+	tree bool
+}
+
+// treeEntries parses a tree's entries by name; a malformed tree yields
+// what parsed before the fault (bases only help compression).
+func treeEntries(data []byte) map[string]treeEntry {
+	out := map[string]treeEntry{}
+	for len(data) > 0 {
+		sp := indexByte(data, ' ')
+		if sp < 0 {
+			break
+		}
+		mode := string(data[:sp])
+		nul := indexByte(data[sp+1:], 0)
+		if nul < 0 || sp+1+nul+21 > len(data) {
+			break
+		}
+		name := string(data[sp+1 : sp+1+nul])
+		id := hexID(data[sp+1+nul+1 : sp+1+nul+21])
+		out[name] = treeEntry{id: id, tree: mode == "40000"}
+		data = data[sp+1+nul+21:]
+	}
+	return out
+}
+
 // Decode reads a frame. Every field is checked against lim and against the
 // format (ids are hex, types known, names sane); object hashes are not
 // checked here but by the Applier. Errors wrap ErrFrame or ErrVersion.
-func (c *Codec) Decode(b []byte, lim Limits) ([]Delta, error) {
+func (c *Codec) Decode(b []byte, lim Limits) ([]Delta, error) { return c.DecodeBased(b, lim, nil) }
+
+// DecodeBased is Decode for frames that EncodeBased may have compressed
+// against bases: read returns the objects of the ids the frame names, in
+// order, from the reader's repository (it is called only for such a
+// frame; nil refuses them). A base that read cannot supply makes the
+// frame unreadable: read's error is returned as it is, so a *MissingError
+// from read reaches the caller, which can ask for a frame without bases.
+func (c *Codec) DecodeBased(b []byte, lim Limits, read func(ids []string) ([]Object, error)) ([]Delta, error) {
 	lim = lim.withDefaults()
-	projects, z, err := readHeader(b, lim)
+	fh, err := readHeader(b, lim)
 	if err != nil {
 		return nil, err
 	}
-	z = append(zstdMagic[:len(zstdMagic):len(zstdMagic)], z...)
+	projects := fh.projects
+	dec := c.dec
+	if len(fh.bases) > 0 {
+		if read == nil {
+			return nil, fmt.Errorf("%w: compressed against %d objects the reader was not given", ErrFrame, len(fh.bases))
+		}
+		bases, err := read(fh.bases)
+		if err != nil {
+			return nil, err
+		}
+		if len(bases) != len(fh.bases) {
+			return nil, fmt.Errorf("reading %d base objects: got %d", len(fh.bases), len(bases))
+		}
+		for i, o := range bases {
+			if o.ID != fh.bases[i] {
+				return nil, fmt.Errorf("base %d is %s, not %s", i, o.ID, fh.bases[i])
+			}
+		}
+		if bases, err = checkBases(bases); err != nil {
+			return nil, err
+		}
+		if dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(hardMaxBytes),
+			zstd.WithDecoderMaxWindow(hardMaxBytes), zstd.WithDecodeAllCapLimit(true),
+			zstd.WithDecoderDictRaw(baseDictID, c.history(bases))); err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+		defer dec.Close()
+	}
+	z := append(zstdMagic[:len(zstdMagic):len(zstdMagic)], fh.z...)
 	var h zstd.Header
 	if err := h.Decode(z); err != nil {
 		return nil, fmt.Errorf("%w: zstd header: %v", ErrFrame, err)
@@ -245,7 +543,10 @@ func (c *Codec) Decode(b []byte, lim Limits) ([]Delta, error) {
 	if n > uint64(lim.MaxBytes) || n > hardMaxBytes {
 		return nil, fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrFrame, n, lim.MaxBytes)
 	}
-	raw, err := c.dec.DecodeAll(z, make([]byte, 0, n))
+	if len(fh.bases) > 0 && h.DictionaryID != baseDictID {
+		return nil, fmt.Errorf("%w: frame names bases but zstd dictionary %#x", ErrFrame, h.DictionaryID)
+	}
+	raw, err := dec.DecodeAll(z, make([]byte, 0, n))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decompress: %v", ErrFrame, err)
 	}

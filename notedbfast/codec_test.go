@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
 )
 
@@ -64,7 +65,7 @@ func TestDecodeLimits(t *testing.T) {
 	}
 	// A zstd header (without its magic) declaring a 1 TiB payload: single
 	// segment, 8-byte content size.
-	huge := append([]byte("\xd2\x01\x01p"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
+	huge := append([]byte("\xd2\x01\x01p\x00"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -83,7 +84,9 @@ func TestDecodeLimits(t *testing.T) {
 		{"no projects", []byte("\xd2\x00"), Limits{}, "no projects"},
 		{"project twice", []byte("\xd2\x02\x01p\x01p"), Limits{}, "named twice"},
 		{"truncated project", []byte("\xd2\x01\x05p"), Limits{}, "truncated at project"},
-		{"no zstd header", []byte("\xd2\x01\x01p"), Limits{}, "zstd header"},
+		{"no zstd header", []byte("\xd2\x01\x01p\x00"), Limits{}, "zstd header"},
+		{"no bases count", []byte("\xd2\x01\x01p"), Limits{}, "truncated at bases"},
+		{"base twice", append(append([]byte("\xd2\x01\x01p\x02"), make([]byte, 20)...), make([]byte, 21)...), Limits{}, "named twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.frame, tc.lim)
@@ -174,6 +177,117 @@ func TestProjects(t *testing.T) {
 	require.ErrorIs(t, err, ErrVersion)
 }
 
+// basedHistory is a generated repository's meta writes that move a ref
+// from a commit, with their bases read from the repository, and a reader
+// of those bases.
+func basedHistory(tb testing.TB, seed uint64) ([]Delta, [][]Object, func([]string) ([]Object, error)) {
+	tb.Helper()
+	e := gittest.Env(tb)
+	origin, writes := gittest.GenerateNoteDb(tb, e, gittest.NoteDbShape{Changes: 3, Events: 10, Seed: seed})
+	cat := git.NewCatFile(origin)
+	tb.Cleanup(func() { cat.Close() })
+	var ds []Delta
+	var bases [][]Object
+	all := map[string]Object{}
+	for _, w := range writes {
+		if w.Kind != "meta" || w.Updates[0].Old == ZeroID {
+			continue
+		}
+		d := Delta{Project: "p", Txn: "t", Objects: toObjects(tb, w), Updates: toUpdates(w)}
+		bs, err := Bases(ctxT(tb), cat, []Delta{d})
+		require.NoError(tb, err)
+		for _, o := range bs {
+			all[o.ID] = o
+		}
+		ds, bases = append(ds, d), append(bases, bs)
+	}
+	read := func(ids []string) ([]Object, error) {
+		var out []Object
+		var missing []string
+		for _, id := range ids {
+			o, ok := all[id]
+			if !ok {
+				missing = append(missing, id)
+			}
+			out = append(out, o)
+		}
+		if len(missing) > 0 {
+			return nil, &MissingError{IDs: missing}
+		}
+		return out, nil
+	}
+	return ds, bases, read
+}
+
+func TestEncodeBased(t *testing.T) {
+	ds, bases, read := basedHistory(t, 21)
+	plain, based := 0, 0
+	withTree := 0
+	for i, d := range ds {
+		require.NotEmpty(t, bases[i], "a meta write from a commit has that commit as a base")
+		require.Equal(t, d.Updates[0].Old, bases[i][0].ID)
+		if len(bases[i]) > 1 {
+			withTree++
+		}
+		f, err := Encode(d)
+		require.NoError(t, err)
+		plain += len(f)
+		f, err = c0(t).EncodeBased(bases[i], d)
+		require.NoError(t, err)
+		based += len(f)
+		got, err := c0(t).DecodeBased(f, Limits{}, read)
+		require.NoError(t, err)
+		require.Equal(t, normalize([]Delta{d}), normalize(got))
+
+		_, err = Decode(f, Limits{})
+		require.ErrorIs(t, err, ErrFrame)
+		require.ErrorContains(t, err, "the reader was not given")
+		_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) { return nil, &MissingError{IDs: ids} })
+		require.ErrorIs(t, err, ErrMissingObjects)
+		if len(bases[i]) > 1 {
+			_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) {
+				out, err := read(ids)
+				out[0], out[1] = out[1], out[0]
+				return out, err
+			})
+			require.ErrorContains(t, err, "base 0 is")
+		}
+	}
+	require.NotZero(t, withTree, "some writes also have their old notes tree as a base")
+	t.Logf("%d meta writes: %d bytes framed plain, %d against their bases (%.2f)", len(ds), plain, based, float64(based)/float64(plain))
+	require.Less(t, based, plain)
+
+	// A batch against the bases of all its writes.
+	var all []Object
+	for _, bs := range bases {
+		all = append(all, bs...)
+	}
+	f, err := c0(t).EncodeBased(all, ds...)
+	require.NoError(t, err)
+	got, err := c0(t).DecodeBased(f, Limits{}, read)
+	require.NoError(t, err)
+	require.Equal(t, normalize(ds), normalize(got))
+
+	bad := bases[0][0]
+	bad.Data = append([]byte("x"), bad.Data...)
+	_, err = c0(t).EncodeBased([]Object{bad}, ds[0])
+	require.ErrorIs(t, err, ErrBadHash)
+	_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) {
+		out, err := read(ids)
+		out[0].Data = bad.Data
+		return out, err
+	})
+	require.ErrorIs(t, err, ErrBadHash)
+}
+
+// c0 is the default codec.
+func c0(tb testing.TB) *Codec {
+	tb.Helper()
+	c, err := defaultCodec()
+	require.NoError(tb, err)
+	return c
+}
+
 func TestVerify(t *testing.T) {
 	tree := Object{Type: Tree, ID: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Data: []byte{}}
 	commit := func(s string) Object { return Object{Type: Commit, ID: Hash(Commit, []byte(s)), Data: []byte(s)} }
@@ -233,19 +347,31 @@ func FuzzDecode(f *testing.F) {
 	}
 	all, _ := Encode(ds...)
 	f.Add(all)
+	bds, bases, read := basedHistory(f, 22)
+	for i := range min(4, len(bds)) {
+		frame, err := c0(f).EncodeBased(bases[i], bds[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame)
+	}
 	f.Add([]byte("\xd2\x00"))
 	f.Add([]byte("\xd2\x01\x01p"))
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := Decode(b, lim)
+		got, err := c0(t).DecodeBased(b, lim, read)
 		if err != nil {
 			return
 		}
-		frame, err := Encode(got...)
+		var bs []Object
+		if h, err := readHeader(b, lim); err == nil && len(h.bases) > 0 {
+			bs, _ = read(h.bases)
+		}
+		frame, err := c0(t).EncodeBased(bs, got...)
 		if err != nil {
 			t.Fatalf("decoded deltas do not encode: %v", err)
 		}
-		again, err := Decode(frame, lim)
+		again, err := c0(t).DecodeBased(frame, lim, read)
 		if err != nil {
 			t.Fatalf("re-encoded frame does not decode: %v", err)
 		}

@@ -233,12 +233,16 @@ const requestOverhead = 13
 // write: in quorum mode its PREPARE-DELTA (header + frame) and its
 // COMMIT-DELTA (versions only); in async mode one COMMIT-DELTA with the
 // frame. Each request adds the transport's framing.
-type loneWire struct{ raw, prepHeader, frame, commit, async int }
+// based is the size of the frame compressed against the objects the peer
+// holds (notedbfast.Bases), which the coordinator does not use yet.
+type loneWire struct{ raw, prepHeader, frame, commit, async, based int }
 
-func (w loneWire) total() int      { return w.prepHeader + w.frame + w.commit + 2*requestOverhead }
-func (w loneWire) asyncTotal() int { return w.async + requestOverhead }
+func (w loneWire) total() int           { return w.prepHeader + w.frame + w.commit + 2*requestOverhead }
+func (w loneWire) asyncTotal() int      { return w.async + requestOverhead }
+func (w loneWire) basedTotal() int      { return w.total() - w.frame + w.based }
+func (w loneWire) basedAsyncTotal() int { return w.asyncTotal() - w.frame + w.based }
 
-func measureLone(tb testing.TB, d notedbfast.Delta, version uint64) loneWire {
+func measureLone(tb testing.TB, d notedbfast.Delta, version uint64, r notedbfast.ObjectReader) loneWire {
 	tb.Helper()
 	now := time.UnixMilli(1_750_000_000_000)
 	d.Txn = txn.New("us-east", now)
@@ -260,7 +264,13 @@ func measureLone(tb testing.TB, d notedbfast.Delta, version uint64) loneWire {
 			require.NoError(tb, err)
 		}
 	}
-	return loneWire{raw: int(d.RawBytes()), prepHeader: len(prep) - len(frame), frame: len(frame), commit: len(commit), async: len(async)}
+	bases, err := notedbfast.Bases(context.Background(), r, []notedbfast.Delta{d})
+	require.NoError(tb, err)
+	codec, err := notedbfast.NewCodec(notedbfast.Dictionary(), nil)
+	require.NoError(tb, err)
+	based, err := codec.EncodeBased(bases, d)
+	require.NoError(tb, err)
+	return loneWire{raw: int(d.RawBytes()), prepHeader: len(prep) - len(frame), frame: len(frame), commit: len(commit), async: len(async), based: len(based)}
 }
 
 func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64) {
@@ -282,6 +292,8 @@ func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64
 		return r[len(r)/2]
 	}
 	quorum, async = ratio(loneWire.total), ratio(loneWire.asyncTotal)
+	defer tb.Logf("%s: with frames against the peer's objects (notedbfast.EncodeBased): frame %d B (%.3f of raw), quorum %.3f, async %.3f of raw",
+		what, mid(func(w loneWire) int { return w.based }), ratio(func(w loneWire) int { return w.based }), ratio(loneWire.basedTotal), ratio(loneWire.basedAsyncTotal))
 	tb.Logf("%s: %d lone writes; medians: raw %d B, prepare header %d B, frame %d B (%.3f of raw), commit %d B, transport %d B per request; "+
 		"quorum (prepare + commit) %d B = %.3f of raw; async (commit with frame) %d B = %.3f of raw",
 		what, len(ws), mid(func(w loneWire) int { return w.raw }), mid(func(w loneWire) int { return w.prepHeader }),
@@ -297,6 +309,12 @@ func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64
 func TestDeltaWireSize(t *testing.T) {
 	var ws []loneWire
 	writes := gittest.NoteDbWrites(gittest.NoteDbShape{Changes: 40, Events: 12, Seed: 77, ServerID: "3f1c2e0a-5b6d-4e7f-8a9b-0c1d2e3f4a5b", FirstChange: 52000})
+	objects := memObjects{}
+	for _, w := range writes {
+		for _, o := range w.Objects {
+			objects[o.ID] = git.Object{ID: o.ID, Type: o.Type, Data: o.Data}
+		}
+	}
 	for i, w := range writes {
 		if w.Kind != "meta" {
 			continue
@@ -310,7 +328,7 @@ func TestDeltaWireSize(t *testing.T) {
 			require.NoError(t, err)
 			d.Objects = append(d.Objects, notedbfast.Object{Type: typ, ID: o.ID, Data: o.Data})
 		}
-		ws = append(ws, measureLone(t, d, uint64(1+i%40)))
+		ws = append(ws, measureLone(t, d, uint64(1+i%40), objects))
 	}
 	quorum, async := summarize(t, "generated", ws)
 	// Format 1 (a JSON envelope, ids in the frame) was 1.20 and 0.98 here,
@@ -320,6 +338,17 @@ func TestDeltaWireSize(t *testing.T) {
 	if *wireCorpus != "" {
 		summarize(t, "corpus "+filepath.Base(*wireCorpus), corpusLone(t, *wireCorpus, 300))
 	}
+}
+
+// memObjects is an object store in memory.
+type memObjects map[string]git.Object
+
+func (m memObjects) Object(_ context.Context, id string) (git.Object, error) {
+	o, ok := m[id]
+	if !ok {
+		return git.Object{}, fmt.Errorf("object %s is missing", id)
+	}
+	return o, nil
 }
 
 // corpusLone replays the meta history of the first max changes of bundle
@@ -351,7 +380,7 @@ func corpusLone(t *testing.T, bundle string, max int) []loneWire {
 			c, err := cl.Classify(context.Background(), cat, []notedbfast.Update{u})
 			require.NoError(t, err)
 			if c.Path == notedbfast.PathDelta {
-				ws = append(ws, measureLone(t, notedbfast.Delta{Project: "plugins/high-availability", Objects: c.Objects, Updates: []notedbfast.Update{u}}, uint64(k+1)))
+				ws = append(ws, measureLone(t, notedbfast.Delta{Project: "plugins/high-availability", Objects: c.Objects, Updates: []notedbfast.Update{u}}, uint64(k+1), cat))
 			}
 			old = id
 		}
