@@ -532,7 +532,9 @@ var lastFrame struct {
 }
 
 // frameIndex maps each (ref, new value) of a frame's updates to the index
-// of its last update; nil if the frame does not decode.
+// of its last update; nil if the frame does not decode by itself (a frame
+// compressed against the peer's objects, notedbfast.EncodeBased): its
+// versions are then spelled out.
 func frameIndex(frame []byte) map[[2]string]int {
 	ups, err := frameUpdates(frame)
 	if err != nil {
