@@ -2,11 +2,11 @@ package notedbfast
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
 )
 
@@ -63,7 +63,9 @@ func TestDecodeLimits(t *testing.T) {
 		objs += len(d.Objects)
 		ups += len(d.Updates)
 	}
-	huge := append([]byte("sndb\x01"), binary.AppendUvarint(nil, 1<<40)...)
+	// A zstd header (without its magic) declaring a 1 TiB payload: single
+	// segment, 8-byte content size.
+	huge := append([]byte("\xd2\x01\x01p\x00"), 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -76,8 +78,15 @@ func TestDecodeLimits(t *testing.T) {
 		{"updates", frame, Limits{MaxUpdates: ups - 1}, "updates exceed the limit"},
 		{"declared size", huge, Limits{}, "exceeds the limit"},
 		{"not a frame", []byte("PACK\x00\x00\x00\x02"), Limits{}, "not a delta frame"},
+		{"bare legacy magic", []byte("sndb"), Limits{}, "not a delta frame"},
 		{"empty", nil, Limits{}, "not a delta frame"},
-		{"garbage body", append(frame[:6:6], bytes.Repeat([]byte{0x55}, 40)...), Limits{}, "decompress"},
+		{"garbage body", append(frame[:len(frame)-20:len(frame)-20], bytes.Repeat([]byte{0x55}, 20)...), Limits{}, "decompress"},
+		{"no projects", []byte("\xd2\x00"), Limits{}, "no projects"},
+		{"project twice", []byte("\xd2\x02\x01p\x01p"), Limits{}, "named twice"},
+		{"truncated project", []byte("\xd2\x01\x05p"), Limits{}, "truncated at project"},
+		{"no zstd header", []byte("\xd2\x01\x01p\x00"), Limits{}, "zstd header"},
+		{"no bases count", []byte("\xd2\x01\x01p"), Limits{}, "truncated at bases"},
+		{"base twice", append(append([]byte("\xd2\x01\x01p\x02"), make([]byte, 20)...), make([]byte, 21)...), Limits{}, "named twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.frame, tc.lim)
@@ -98,12 +107,185 @@ func TestEncodeRefuses(t *testing.T) {
 		{"not under refs", Delta{Project: "p", Updates: []Update{{Ref: "HEAD", Old: ZeroID, New: id}}}, "invalid ref name"},
 		{"bad id", Delta{Project: "p", Updates: []Update{{Ref: "refs/x", Old: "abc", New: id}}}, "invalid object id"},
 		{"bad type", Delta{Project: "p", Objects: []Object{{Type: 9, ID: id}}}, "unknown type"},
+		{"id not the hash", Delta{Project: "p", Objects: []Object{{Type: Blob, ID: Hash(Blob, []byte("x"))}}}, "content hashes to"},
+		{"no project", Delta{Updates: []Update{{Ref: "refs/x", Old: ZeroID, New: id}}}, "without a project"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Encode(tc.d)
 			require.ErrorContains(t, err, tc.msg)
 		})
 	}
+}
+
+func TestRefName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ref  string
+		size int // bytes AppendRefName writes
+	}{
+		{"meta", "refs/changes/23/12323/meta", 3},
+		{"robot comments", "refs/changes/01/1/robot-comments", 1},
+		{"largest change", "refs/changes/99/999999999999/meta", 6},
+		{"sequence", "refs/sequences/changes", 23},
+		{"leading zero", "refs/changes/01/01/meta", 24},
+		{"wrong shard", "refs/changes/24/12323/meta", 27},
+		{"one-digit shard", "refs/changes/3/3/meta", 22},
+		{"other leaf", "refs/changes/23/12323/1", 24},
+		{"too large", "refs/changes/00/1000000000000/meta", 36},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := AppendRefName([]byte{7}, tc.ref)
+			require.Len(t, b, 1+tc.size)
+			got, n, err := ReadRefName(b[1:])
+			require.NoError(t, err)
+			require.Equal(t, tc.ref, got)
+			require.Equal(t, tc.size, n)
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		msg  string
+	}{
+		{"empty", nil, "truncated"},
+		{"past the end", []byte{5 << 2, 'r'}, "ref name of 5 bytes"},
+		{"change zero", []byte{refMeta}, "change number 0"},
+		{"unknown kind", []byte{3}, "unknown ref name encoding"},
+		{"spelled out", append([]byte{byte(len("refs/changes/01/1/meta") << 2)}, "refs/changes/01/1/meta"...), "spelled out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ReadRefName(tc.in)
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestProjects(t *testing.T) {
+	ds := genDeltas(t, gittest.NoteDbShape{Changes: 2, Events: 3, Seed: 13})
+	ds[1].Project = "All-Users"
+	frame, err := Encode(ds...)
+	require.NoError(t, err)
+	ps, err := Projects(frame)
+	require.NoError(t, err)
+	require.Equal(t, []string{ds[0].Project, "All-Users"}, ps)
+	got, err := Decode(frame, Limits{})
+	require.NoError(t, err)
+	require.Equal(t, normalize(ds), normalize(got))
+	_, err = Projects(append([]byte("sndb\x01"), frame[1:]...))
+	require.ErrorIs(t, err, ErrVersion)
+	_, err = Projects(append([]byte{frameTag | 3}, frame[1:]...))
+	require.ErrorIs(t, err, ErrVersion)
+}
+
+// basedHistory is a generated repository's meta writes that move a ref
+// from a commit, with their bases read from the repository, and a reader
+// of those bases.
+func basedHistory(tb testing.TB, seed uint64) ([]Delta, [][]Object, func([]string) ([]Object, error)) {
+	tb.Helper()
+	e := gittest.Env(tb)
+	origin, writes := gittest.GenerateNoteDb(tb, e, gittest.NoteDbShape{Changes: 3, Events: 10, Seed: seed})
+	cat := git.NewCatFile(origin)
+	tb.Cleanup(func() { cat.Close() })
+	var ds []Delta
+	var bases [][]Object
+	all := map[string]Object{}
+	for _, w := range writes {
+		if w.Kind != "meta" || w.Updates[0].Old == ZeroID {
+			continue
+		}
+		d := Delta{Project: "p", Txn: "t", Objects: toObjects(tb, w), Updates: toUpdates(w)}
+		bs, err := Bases(ctxT(tb), cat, []Delta{d})
+		require.NoError(tb, err)
+		for _, o := range bs {
+			all[o.ID] = o
+		}
+		ds, bases = append(ds, d), append(bases, bs)
+	}
+	read := func(ids []string) ([]Object, error) {
+		var out []Object
+		var missing []string
+		for _, id := range ids {
+			o, ok := all[id]
+			if !ok {
+				missing = append(missing, id)
+			}
+			out = append(out, o)
+		}
+		if len(missing) > 0 {
+			return nil, &MissingError{IDs: missing}
+		}
+		return out, nil
+	}
+	return ds, bases, read
+}
+
+func TestEncodeBased(t *testing.T) {
+	ds, bases, read := basedHistory(t, 21)
+	plain, based := 0, 0
+	withTree := 0
+	for i, d := range ds {
+		require.NotEmpty(t, bases[i], "a meta write from a commit has that commit as a base")
+		require.Equal(t, d.Updates[0].Old, bases[i][0].ID)
+		if len(bases[i]) > 1 {
+			withTree++
+		}
+		f, err := Encode(d)
+		require.NoError(t, err)
+		plain += len(f)
+		f, err = c0(t).EncodeBased(bases[i], d)
+		require.NoError(t, err)
+		based += len(f)
+		got, err := c0(t).DecodeBased(f, Limits{}, read)
+		require.NoError(t, err)
+		require.Equal(t, normalize([]Delta{d}), normalize(got))
+
+		_, err = Decode(f, Limits{})
+		require.ErrorIs(t, err, ErrFrame)
+		require.ErrorContains(t, err, "the reader was not given")
+		_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) { return nil, &MissingError{IDs: ids} })
+		require.ErrorIs(t, err, ErrMissingObjects)
+		if len(bases[i]) > 1 {
+			_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) {
+				out, err := read(ids)
+				out[0], out[1] = out[1], out[0]
+				return out, err
+			})
+			require.ErrorContains(t, err, "base 0 is")
+		}
+	}
+	require.NotZero(t, withTree, "some writes also have their old notes tree as a base")
+	t.Logf("%d meta writes: %d bytes framed plain, %d against their bases (%.2f)", len(ds), plain, based, float64(based)/float64(plain))
+	require.Less(t, based, plain)
+
+	// A batch against the bases of all its writes.
+	var all []Object
+	for _, bs := range bases {
+		all = append(all, bs...)
+	}
+	f, err := c0(t).EncodeBased(all, ds...)
+	require.NoError(t, err)
+	got, err := c0(t).DecodeBased(f, Limits{}, read)
+	require.NoError(t, err)
+	require.Equal(t, normalize(ds), normalize(got))
+
+	bad := bases[0][0]
+	bad.Data = append([]byte("x"), bad.Data...)
+	_, err = c0(t).EncodeBased([]Object{bad}, ds[0])
+	require.ErrorIs(t, err, ErrBadHash)
+	_, err = c0(t).DecodeBased(f, Limits{}, func(ids []string) ([]Object, error) {
+		out, err := read(ids)
+		out[0].Data = bad.Data
+		return out, err
+	})
+	require.ErrorIs(t, err, ErrBadHash)
+}
+
+// c0 is the default codec.
+func c0(tb testing.TB) *Codec {
+	tb.Helper()
+	c, err := defaultCodec()
+	require.NoError(tb, err)
+	return c
 }
 
 func TestVerify(t *testing.T) {
@@ -165,18 +347,31 @@ func FuzzDecode(f *testing.F) {
 	}
 	all, _ := Encode(ds...)
 	f.Add(all)
-	f.Add([]byte("sndb\x01\x00"))
+	bds, bases, read := basedHistory(f, 22)
+	for i := range min(4, len(bds)) {
+		frame, err := c0(f).EncodeBased(bases[i], bds[i])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame)
+	}
+	f.Add([]byte("\xd2\x00"))
+	f.Add([]byte("\xd2\x01\x01p"))
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := Decode(b, lim)
+		got, err := c0(t).DecodeBased(b, lim, read)
 		if err != nil {
 			return
 		}
-		frame, err := Encode(got...)
+		var bs []Object
+		if h, err := readHeader(b, lim); err == nil && len(h.bases) > 0 {
+			bs, _ = read(h.bases)
+		}
+		frame, err := c0(t).EncodeBased(bs, got...)
 		if err != nil {
 			t.Fatalf("decoded deltas do not encode: %v", err)
 		}
-		again, err := Decode(frame, lim)
+		again, err := c0(t).DecodeBased(frame, lim, read)
 		if err != nil {
 			t.Fatalf("re-encoded frame does not decode: %v", err)
 		}
@@ -191,6 +386,12 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzProjects is the project table of a frame of ds.
+func fuzzProjects(ds []Delta) []string {
+	ps, _, _ := marshal(ds)
+	return ps
 }
 
 // FuzzPayload reaches the payload parser directly (compressed mutations
@@ -209,15 +410,15 @@ func FuzzPayload(f *testing.F) {
 	f.Add(all)
 	lim := Limits{MaxBytes: 1 << 20, MaxObjects: 1000, MaxUpdates: 1000, MaxDeltas: 100}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := unmarshal(b, lim)
+		got, err := unmarshal(b, fuzzProjects(ds), lim)
 		if err != nil {
 			return
 		}
-		p, err := marshal(got)
+		ps, p, err := marshal(got)
 		if err != nil {
 			t.Fatalf("accepted payload does not marshal: %v", err)
 		}
-		again, err := unmarshal(p, lim)
+		again, err := unmarshal(p, ps, lim)
 		if err != nil {
 			t.Fatalf("re-marshalled payload does not parse: %v", err)
 		}

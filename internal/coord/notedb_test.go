@@ -12,16 +12,24 @@ import (
 
 func validDeltaMsgs(tb testing.TB) []deltaMsg {
 	tb.Helper()
+	seq := notedbfast.Hash(notedbfast.Blob, []byte("7\n"))
 	frame, err := notedbfast.Encode(notedbfast.Delta{Project: "p", Txn: "a-1-w", Objects: []notedbfast.Object{
-		{Type: notedbfast.Blob, ID: notedbfast.Hash(notedbfast.Blob, []byte("7\n")), Data: []byte("7\n")},
-	}, Updates: []notedbfast.Update{{Ref: "refs/sequences/changes", Old: zero, New: notedbfast.Hash(notedbfast.Blob, []byte("7\n"))}}})
+		{Type: notedbfast.Blob, ID: seq, Data: []byte("7\n")},
+	}, Updates: []notedbfast.Update{{Ref: "refs/sequences/changes", Old: zero, New: seq}}})
 	require.NoError(tb, err)
+	g := "eu-west-19a2b3c4d5e-0123456789abcdev" // as txn.New makes them
 	return []deltaMsg{
 		{Header: deltaHeader{Txn: "a-1-x", Project: "p", TimeoutMS: 10000}, Frame: frame},
 		{Header: deltaHeader{Txn: "a-1-x", Project: "p", TimeoutMS: 10000, Pack: true}, Frame: frame},
 		{Header: deltaHeader{Txn: "a-1-x", Project: "p", Versions: []Version{{Ref: "refs/sequences/changes", Value: one, Version: 2}}}},
 		{Header: deltaHeader{Txn: "a-1-x", Project: "p", Versions: []Version{{Ref: "refs/sequences/changes", Value: one, Version: 2}}}, Frame: frame},
 		{Header: deltaHeader{Txn: "a-1-x", Project: "tango/core"}},
+		{Header: deltaHeader{Txn: g, Project: "q", TimeoutMS: 10000}, Frame: frame}, // project spelled out: not the frame's
+		{Header: deltaHeader{Txn: g, Project: "p", Versions: []Version{
+			{Ref: "refs/sequences/changes", Value: seq, Version: 9, Site: "eu-west"},
+			{Ref: "refs/changes/45/12345/meta", Value: two, Version: 1 << 40, Site: "us-east"},
+		}}, Frame: frame},
+		{Header: deltaHeader{Txn: g, Project: "p", Versions: []Version{{Ref: "refs/changes/45/12345/meta", Value: two, Version: 3, Site: "eu-west"}}}},
 	}
 }
 
@@ -34,23 +42,7 @@ func TestDeltaWireRoundTrip(t *testing.T) {
 }
 
 func TestDeltaWireRejects(t *testing.T) {
-	hdr := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
-	for _, tc := range []struct {
-		name string
-		in   []byte
-		want string
-	}{
-		{"empty", nil, "bad header length"},
-		{"header past the end", []byte{50, '{'}, "header of 50 bytes"},
-		{"huge header length", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, "header of"},
-		{"not json", hdr("xx"), "malformed message"},
-		{"unknown field", hdr(`{"txn":"a","project":"p","x":1}`), "unknown field"},
-		{"path escape", hdr(`{"txn":"a","project":"../p"}`), "project"},
-		{"bad txn", hdr(`{"txn":"a/b","project":"p"}`), "invalid transaction id"},
-		{"negative timeout", hdr(`{"txn":"a","project":"p","timeout_ms":-5}`), "negative timeout"},
-		{"bad version", hdr(`{"txn":"a","project":"p","versions":[{"ref":"refs/x","value":"zz","version":1}]}`), "40 hex"},
-		{"trailing json", hdr(`{"txn":"a","project":"p"} {}`), "trailing data"},
-	} {
+	for _, tc := range deltaRejects(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := decodeDelta(tc.in)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

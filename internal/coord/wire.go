@@ -2,13 +2,20 @@ package coord
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/transport"
 )
@@ -22,9 +29,13 @@ const (
 	KindFetch    transport.Kind = 5 // request: send me a pack of these objects
 	KindCreate   transport.Kind = 6 // request: create a project's repository
 	KindProjects transport.Kind = 7 // request: which projects do you hold
-	// The NoteDb fast path (notedb.go): a batch of writes as one delta frame.
-	KindPrepareDelta transport.Kind = 8 // request: apply a batch's objects, journal it, vote per write
-	KindCommitDelta  transport.Kind = 9 // request: a batch is decided (or released); apply it
+	// The NoteDb fast path (notedb.go): a batch of writes as one delta frame
+	// in a binary envelope. Kinds 8 and 9 were the same requests with a
+	// JSON envelope and a version 1 frame; a peer that still speaks only
+	// those answers "no handler" and the origin falls back (vote no, plain
+	// COMMIT).
+	KindPrepareDelta transport.Kind = 10 // request: apply a batch's objects, journal it, vote per write
+	KindCommitDelta  transport.Kind = 11 // request: a batch is decided (or released); apply it
 )
 
 // maxUpdates bounds the refs of one message: a push of every ref of a very
@@ -226,26 +237,55 @@ func checkUpdates(ups []Update) error {
 }
 
 // The NoteDb fast path's messages (notedb.go). A PREPARE-DELTA or
-// COMMIT-DELTA is an envelope: uvarint(len(header)), a JSON deltaHeader,
-// then a notedbfast frame as raw bytes (it is zstd-compressed already;
-// base64 inside JSON would cost a third more). The frame carries each
-// write's txn and ref updates, so the header does not repeat them.
+// COMMIT-DELTA is a binary envelope (a JSON header cost more than the
+// frame of a lone write) followed by a notedbfast frame as raw bytes:
+//
+//	byte flags: deltaPack, deltaProject, deltaTimeout
+//	txn (appendTxn), [str project], [uvarint timeout ms]
+//	uvarint versions; per version:
+//	  byte: site (versionSite*) | versionInFrame
+//	  in frame: uvarint k, the frame's k-th update (over all its deltas)
+//	    names the ref and its new value is the version's value;
+//	  else: ref name (notedbfast.AppendRefName), 20 bytes value
+//	  uvarint version, [str site]
+//	frame: the rest, possibly empty
+//
+// where str is uvarint length + bytes. The project is left out when the
+// frame names it (its only project); the site of a version is left out
+// when it is the site that made the txn id (the origin, nearly always).
+// The frame carries each write's txn and ref updates, so the header does
+// not repeat them.
 type deltaHeader struct {
-	Txn     string `json:"txn"` // the batch: names the peer's journal entry and the refdb records of a grouped decision
-	Project string `json:"project"`
+	Txn     string // the batch: names the peer's journal entry and the refdb records of a grouped decision
+	Project string
 	// TimeoutMS (prepare) is how long the origin waits for votes.
-	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	TimeoutMS int64
 	// Pack (prepare) says a pack stream for Txn was sent: move it into
 	// the repository before applying the frame.
-	Pack bool `json:"pack,omitempty"`
+	Pack bool
 	// Versions (commit) are the refdb versions the batch created; none
 	// means no write of the batch was decided: forget it.
-	Versions []Version `json:"versions,omitempty"`
+	Versions []Version
 }
 
-// maxDeltaHeader bounds the JSON header of a delta envelope; the versions
-// of a batch of 256 writes take a few tens of KiB.
-const maxDeltaHeader = 4 << 20
+// Envelope flags.
+const (
+	deltaPack    = 1 << 0
+	deltaProject = 1 << 1 // the project is spelled out
+	deltaTimeout = 1 << 2
+	deltaFlags   = deltaPack | deltaProject | deltaTimeout
+)
+
+// Version flags: where its site comes from, and whether the frame names
+// its ref and value.
+const (
+	versionNoSite  = 0
+	versionTxnSite = 1 // the site part of the envelope's txn id
+	versionSite    = 2 // spelled out
+	versionSites   = 3
+	versionInFrame = 1 << 2
+	versionFlags   = versionSites | versionInFrame
+)
 
 // deltaMsg is a decoded delta envelope.
 type deltaMsg struct {
@@ -253,29 +293,195 @@ type deltaMsg struct {
 	Frame  []byte // a notedbfast frame; empty in a COMMIT-DELTA for peers that hold the objects
 }
 
+// deltaFrameLimits bound the frames of delta messages (as decodeFrame).
+var deltaFrameLimits = notedbfast.Limits{MaxDeltas: 2 * ndBatchWrites}
+
 func encodeDelta(m deltaMsg) []byte {
-	h := encode(m.Header)
-	b := binary.AppendUvarint(make([]byte, 0, len(h)+len(m.Frame)+4), uint64(len(h)))
-	b = append(b, h...)
+	h := m.Header
+	var flags byte
+	if h.Pack {
+		flags |= deltaPack
+	}
+	var inFrame map[[2]string]int
+	if len(m.Frame) > 0 {
+		if ps, err := notedbfast.Projects(m.Frame); err != nil || len(ps) != 1 || ps[0] != h.Project {
+			flags |= deltaProject
+		}
+		if len(h.Versions) > 0 {
+			inFrame = frameIndex(m.Frame)
+		}
+	} else {
+		flags |= deltaProject
+	}
+	if h.TimeoutMS != 0 {
+		flags |= deltaTimeout
+	}
+	b := make([]byte, 0, 64+40*len(h.Versions)+len(m.Frame))
+	b = append(b, flags)
+	b = appendTxn(b, h.Txn)
+	if flags&deltaProject != 0 {
+		b = appendStr(b, h.Project)
+	}
+	if flags&deltaTimeout != 0 {
+		b = binary.AppendUvarint(b, uint64(h.TimeoutMS))
+	}
+	site, _ := txnSite(h.Txn)
+	b = binary.AppendUvarint(b, uint64(len(h.Versions)))
+	for _, v := range h.Versions {
+		vf := byte(versionSite)
+		switch {
+		case v.Site == "":
+			vf = versionNoSite
+		case v.Site == site:
+			vf = versionTxnSite
+		}
+		k, ok := inFrame[[2]string{v.Ref, v.Value}]
+		if ok {
+			vf |= versionInFrame
+		}
+		b = append(b, vf)
+		if ok {
+			b = binary.AppendUvarint(b, uint64(k))
+		} else {
+			b = notedbfast.AppendRefName(b, v.Ref)
+			// Values come from the refdb, which checked them; a value that
+			// is not 40 hex digits would go as the zero id.
+			var id [20]byte
+			if len(v.Value) == 2*len(id) {
+				_, _ = hex.Decode(id[:], []byte(v.Value))
+			}
+			b = append(b, id[:]...)
+		}
+		b = binary.AppendUvarint(b, v.Version)
+		if vf&versionSites == versionSite {
+			b = appendStr(b, v.Site)
+		}
+	}
 	return append(b, m.Frame...)
 }
 
-// decodeDelta parses a delta envelope strictly. The frame is not decoded
-// here: notedbfast.Codec.Decode does that under its own limits.
+// decodeDelta parses a delta envelope strictly. The frame is decoded here
+// only when versions refer to its updates; notedbfast.Codec.Decode reads
+// it under its own limits either way.
 func decodeDelta(b []byte) (deltaMsg, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return deltaMsg{}, errors.New("malformed delta message: bad header length")
+	m, err := parseDelta(b)
+	if err != nil {
+		return deltaMsg{}, fmt.Errorf("malformed delta message: %w", err)
 	}
-	if n > maxDeltaHeader || n > uint64(len(b)-k) {
-		return deltaMsg{}, fmt.Errorf("malformed delta message: header of %d bytes in a message of %d", n, len(b))
-	}
-	var m deltaMsg
-	if err := decode(b[k:k+int(n)], &m.Header, (*deltaHeader).check); err != nil {
+	if err := m.Header.check(); err != nil {
 		return deltaMsg{}, err
 	}
-	if rest := b[k+int(n):]; len(rest) > 0 {
-		m.Frame = rest
+	return m, nil
+}
+
+func parseDelta(b []byte) (deltaMsg, error) {
+	var m deltaMsg
+	h := &m.Header
+	r := &wireReader{b: b}
+	flags := r.byte("flags")
+	if r.err == nil && flags&^deltaFlags != 0 {
+		return m, fmt.Errorf("unknown flags %#x", flags)
+	}
+	h.Pack = flags&deltaPack != 0
+	h.Txn = r.txn()
+	if flags&deltaProject != 0 {
+		h.Project = r.str("project")
+	}
+	if flags&deltaTimeout != 0 {
+		t := r.uvarint("timeout")
+		if r.err == nil && (t == 0 || t > math.MaxInt64) {
+			return m, fmt.Errorf("timeout of %d ms", t)
+		}
+		h.TimeoutMS = int64(t)
+	}
+	n := r.uvarint("versions")
+	if r.err != nil {
+		return m, r.err
+	}
+	if n > maxUpdates || n > uint64(len(r.b)/3) {
+		return m, fmt.Errorf("%d versions in %d bytes", n, len(r.b))
+	}
+	type ref struct {
+		at int // index into h.Versions
+		k  uint64
+	}
+	var refs []ref
+	site, compact := txnSite(h.Txn)
+	for range n {
+		var v Version
+		vf := r.byte("version flags")
+		if r.err != nil {
+			return m, r.err
+		}
+		if vf&^versionFlags != 0 || vf&versionSites == versionSites {
+			return m, fmt.Errorf("unknown version flags %#x", vf)
+		}
+		if vf&versionInFrame != 0 {
+			refs = append(refs, ref{at: len(h.Versions), k: r.uvarint("update index")})
+		} else {
+			ref, k, err := notedbfast.ReadRefName(r.b)
+			if err != nil && r.err == nil {
+				r.err = err
+			}
+			r.b = r.b[k:]
+			v.Ref = ref
+			v.Value = hex.EncodeToString(r.bytes(20, "value"))
+		}
+		v.Version = r.uvarint("version")
+		switch vf & versionSites {
+		case versionTxnSite:
+			if !compact {
+				return m, errors.New("version names the site of a txn id that has none")
+			}
+			v.Site = site
+		case versionSite:
+			v.Site = r.str("site")
+			if r.err == nil && (v.Site == "" || v.Site == site) {
+				return m, fmt.Errorf("site %q spelled out", v.Site)
+			}
+		}
+		if r.err != nil {
+			return m, r.err
+		}
+		h.Versions = append(h.Versions, v)
+	}
+	if r.err != nil {
+		return m, r.err
+	}
+	if len(r.b) > 0 {
+		m.Frame = r.b
+	}
+	if flags&deltaProject == 0 {
+		if m.Frame == nil {
+			return m, errors.New("no project and no frame to take it from")
+		}
+		ps, err := notedbfast.Projects(m.Frame)
+		if err != nil {
+			return m, err
+		}
+		if len(ps) != 1 {
+			return m, fmt.Errorf("project left out of a frame of %d projects", len(ps))
+		}
+		h.Project = ps[0]
+	} else if m.Frame != nil {
+		if ps, err := notedbfast.Projects(m.Frame); err == nil && len(ps) == 1 && ps[0] == h.Project {
+			return m, errors.New("project spelled out that the frame names")
+		}
+	}
+	if len(refs) > 0 {
+		if m.Frame == nil {
+			return m, errors.New("versions refer to a frame that is absent")
+		}
+		ups, err := frameUpdates(m.Frame)
+		if err != nil {
+			return m, err
+		}
+		for _, f := range refs {
+			if f.k >= uint64(len(ups)) {
+				return m, fmt.Errorf("version refers to update %d of %d", f.k, len(ups))
+			}
+			h.Versions[f.at].Ref, h.Versions[f.at].Value = ups[f.k].Ref, ups[f.k].New
+		}
 	}
 	return m, nil
 }
@@ -287,7 +493,200 @@ func (h *deltaHeader) check() error {
 	if h.TimeoutMS < 0 {
 		return fmt.Errorf("negative timeout %d", h.TimeoutMS)
 	}
-	return checkVersions(h.Versions)
+	if err := checkVersions(h.Versions); err != nil {
+		return err
+	}
+	for _, v := range h.Versions {
+		if err := checkSite(v.Site); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frameUpdates returns the ref updates of a frame, over all its deltas in
+// order. The origin encodes one COMMIT-DELTA per peer around the same
+// frame, so the last frame's updates are kept.
+func frameUpdates(frame []byte) ([]notedbfast.Update, error) {
+	lastFrame.mu.Lock()
+	defer lastFrame.mu.Unlock()
+	if lastFrame.ups != nil && bytes.Equal(lastFrame.frame, frame) {
+		return lastFrame.ups, nil
+	}
+	ds, err := notedbfast.Decode(frame, deltaFrameLimits)
+	if err != nil {
+		return nil, err
+	}
+	ups := []notedbfast.Update{}
+	for _, d := range ds {
+		ups = append(ups, d.Updates...)
+	}
+	lastFrame.frame, lastFrame.ups = bytes.Clone(frame), ups
+	return ups, nil
+}
+
+var lastFrame struct {
+	mu    sync.Mutex
+	frame []byte
+	ups   []notedbfast.Update
+}
+
+// frameIndex maps each (ref, new value) of a frame's updates to the index
+// of its last update; nil if the frame does not decode by itself (a frame
+// compressed against the peer's objects, notedbfast.EncodeBased): its
+// versions are then spelled out.
+func frameIndex(frame []byte) map[[2]string]int {
+	ups, err := frameUpdates(frame)
+	if err != nil {
+		return nil
+	}
+	idx := make(map[[2]string]int, len(ups))
+	for k, u := range ups {
+		idx[[2]string{u.Ref, u.New}] = k
+	}
+	return idx
+}
+
+// appendTxn writes a txn id: one made by txn.New ("site-<hex ms>-<16
+// base32hex>") as uvarint(len(site)<<1|1), site, uvarint ms and the 10
+// random bytes; any other as uvarint(len<<1) and its bytes.
+func appendTxn(b []byte, id string) []byte {
+	if site, ms, rnd, ok := splitTxn(id); ok {
+		b = binary.AppendUvarint(b, uint64(len(site))<<1|1)
+		b = append(b, site...)
+		b = binary.AppendUvarint(b, ms)
+		return append(b, rnd...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(id))<<1)
+	return append(b, id...)
+}
+
+var txnRandom = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// splitTxn takes apart a txn id of txn.New's form, if it is spelled
+// exactly as txn.New would spell its parts.
+func splitTxn(id string) (site string, ms uint64, rnd []byte, ok bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 || len(id)-i-1 != 16 {
+		return "", 0, nil, false
+	}
+	j := strings.LastIndexByte(id[:i], '-')
+	if j < 0 {
+		return "", 0, nil, false
+	}
+	ms, err := strconv.ParseUint(id[j+1:i], 16, 64)
+	if err != nil || strconv.FormatUint(ms, 16) != id[j+1:i] {
+		return "", 0, nil, false
+	}
+	rnd, err = txnRandom.DecodeString(id[i+1:])
+	if err != nil || len(rnd) != 10 || txnRandom.EncodeToString(rnd) != id[i+1:] {
+		return "", 0, nil, false
+	}
+	return id[:j], ms, rnd, true
+}
+
+func joinTxn(site string, ms uint64, rnd []byte) string {
+	return site + "-" + strconv.FormatUint(ms, 16) + "-" + txnRandom.EncodeToString(rnd)
+}
+
+// txnSite returns the site part of a txn id of txn.New's form.
+func txnSite(id string) (string, bool) {
+	site, _, _, ok := splitTxn(id)
+	return site, ok
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// wireReader consumes a binary envelope; the first error sticks.
+type wireReader struct {
+	b   []byte
+	err error
+}
+
+func (r *wireReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (r *wireReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.fail("truncated at %s", what)
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *wireReader) bytes(n uint64, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("truncated at %s", what)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *wireReader) byte(what string) byte {
+	if b := r.bytes(1, what); len(b) == 1 {
+		return b[0]
+	}
+	return 0
+}
+
+// maxWireName bounds a txn, project or site name in an envelope.
+const maxWireName = 4096
+
+func (r *wireReader) str(what string) string {
+	n := r.uvarint(what)
+	if n > maxWireName {
+		r.fail("%s of %d bytes", what, n)
+		return ""
+	}
+	return string(r.bytes(n, what))
+}
+
+func (r *wireReader) txn() string {
+	v := r.uvarint("txn")
+	if v&1 == 0 {
+		n := v >> 1
+		if n > maxWireName {
+			r.fail("txn of %d bytes", n)
+			return ""
+		}
+		id := string(r.bytes(n, "txn"))
+		if _, _, _, ok := splitTxn(id); ok && r.err == nil {
+			r.fail("txn %q spelled out", id)
+		}
+		return id
+	}
+	n := v >> 1
+	if n > maxWireName {
+		r.fail("txn site of %d bytes", n)
+		return ""
+	}
+	site := string(r.bytes(n, "txn site"))
+	ms := r.uvarint("txn time")
+	rnd := r.bytes(10, "txn random")
+	if r.err != nil {
+		return ""
+	}
+	id := joinTxn(site, ms, rnd)
+	if _, _, _, ok := splitTxn(id); !ok {
+		r.fail("txn %q does not read back", id)
+	}
+	return id
 }
 
 // deltaVotesMsg answers a PREPARE-DELTA: one vote per write of the frame.
