@@ -96,8 +96,70 @@ type noteDB struct {
 
 	mu       sync.Mutex
 	batchers map[string]*notedbfast.Batcher[*ndWrite, Result] // by project
-	order    map[string]chan struct{}                         // project+peer → closed when the last COMMIT-DELTA sent there ended
+	seq      map[string]uint64                                // project+peer → Seq of the last COMMIT-DELTA sent there
 	closed   bool
+
+	// At a peer: the COMMIT-DELTAs of each origin and project, in Seq order.
+	inMu sync.Mutex
+	in   map[string]*inOrder // origin+project
+}
+
+// inOrder is where a peer is in one origin's numbered COMMIT-DELTAs of a
+// project.
+type inOrder struct {
+	next    uint64        // the Seq whose turn it is; 0: none seen yet
+	advance chan struct{} // closed and replaced when next moves
+}
+
+// orderWait bounds how long a COMMIT-DELTA waits for an earlier one that
+// may never come (lost with a connection; the outbound queue redelivers
+// it as a plain COMMIT): its objects then miss a parent at worst, which
+// the commit fetches.
+const orderWait = 500 * time.Millisecond
+
+// turn waits until the COMMIT-DELTA numbered seq from origin for project
+// may write its objects (or orderWait passed), and returns the function to
+// call once it has. An unnumbered message, or one numbered at or below the
+// next expected (a duplicate, or an origin that restarted and counts
+// anew), goes at once.
+func (n *noteDB) turn(ctx context.Context, origin, project string, seq uint64) func() {
+	if seq == 0 {
+		return func() {}
+	}
+	key := origin + "\x00" + project
+	deadline := time.NewTimer(orderWait)
+	defer deadline.Stop()
+	n.inMu.Lock()
+	st := n.in[key]
+	if st == nil {
+		st = &inOrder{advance: make(chan struct{})}
+		n.in[key] = st
+	}
+	for st.next != 0 && seq > st.next {
+		ch := st.advance
+		n.inMu.Unlock()
+		waited := true
+		select {
+		case <-ch:
+			waited = false
+		case <-deadline.C:
+		case <-ctx.Done():
+		}
+		n.inMu.Lock()
+		if waited {
+			break
+		}
+	}
+	n.inMu.Unlock()
+	return func() {
+		n.inMu.Lock()
+		defer n.inMu.Unlock()
+		if seq+1 > st.next {
+			st.next = seq + 1
+		}
+		close(st.advance)
+		st.advance = make(chan struct{})
+	}
 }
 
 func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
@@ -119,7 +181,7 @@ func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
 		}
 	}
 	return &noteDB{cfg: cfg, metrics: m, resends: resends, codec: codec, applier: notedbfast.NewApplier(m),
-		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), order: make(map[string]chan struct{})}, nil
+		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), seq: make(map[string]uint64), in: make(map[string]*inOrder)}, nil
 }
 
 // close stops the batchers (queued writes fail with ErrClosed) and the
@@ -312,9 +374,6 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 		for _, v := range vs {
 			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
 		}
-		if err := c.outbound.Put(e); err != nil {
-			c.log.Error("outbound queue", "txn", g, "error", err)
-		}
 		ws := make([]*ndWrite, len(decided))
 		for k, i := range decided {
 			ws[k] = batch[i]
@@ -322,7 +381,15 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 		if !slices.Equal(decided, voters) {
 			prepFrame = nil // it holds other writes than the decided ones
 		}
-		c.ndDeliver(e, vs, ws, decided, held, prepFrame)
+		// The peers are told while the entry is fsynced: were this site
+		// to die before it is, the refdb holds the decision, which the
+		// peers' catch-up applies.
+		queued := make(chan struct{})
+		c.ndDeliver(e, vs, ws, decided, held, prepFrame, queued)
+		if err := c.outbound.Put(e); err != nil {
+			c.log.Error("outbound queue", "txn", g, "error", err)
+		}
+		close(queued)
 	}
 	// Peers asked to prepare that hold none of the decided writes' project
 	// placement still have the batch journaled: release them.
@@ -750,7 +817,7 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 // the outbound entry once it holds the batch. A peer that voted yes on
 // every decided write gets the versions only; the others get the frame of
 // the decided writes too.
-func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]*peerVotes, prepFrame []byte) {
+func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]*peerVotes, prepFrame []byte, queued <-chan struct{}) {
 	frame := sync.OnceValues(func() ([]byte, error) {
 		if prepFrame != nil {
 			return prepFrame, nil
@@ -761,29 +828,21 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 		}
 		return c.nd.codec.Encode(ds...)
 	})
-	type turn struct{ prev, mine chan struct{} }
-	turns := make(map[string]turn, len(e.Peers))
+	// Numbered in decision order per peer: the peer writes the objects of
+	// successive batches in this order without the origin waiting for one
+	// answer before sending the next (a round trip per batch).
+	seqs := make(map[string]uint64, len(e.Peers))
 	c.nd.mu.Lock()
 	for _, p := range e.Peers {
 		key := e.Project + "\x00" + p
-		t := turn{prev: c.nd.order[key], mine: make(chan struct{})}
-		c.nd.order[key] = t.mine
-		turns[p] = t
+		c.nd.seq[key]++
+		seqs[p] = c.nd.seq[key]
 	}
 	c.nd.mu.Unlock()
 	c.background(func(ctx context.Context) {
 		defer c.delivering.Delete(e.Txn)
-		c.sendAll(ctx, e, func(ctx context.Context, p string) error {
-			t := turns[p]
-			defer close(t.mine)
-			if t.prev != nil {
-				select {
-				case <-t.prev:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs}}
+		c.sendAll(ctx, e, queued, func(ctx context.Context, p string) error {
+			m := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs, Seq: seqs[p]}}
 			if pv := held[p]; pv != nil {
 				// A peer still preparing: its answer says whether it
 				// needs the objects again.
@@ -831,6 +890,29 @@ func (c *Coordinator) ndRelease(g, project string, peers []string) {
 			}
 		})
 	}
+}
+
+// commitDeltaObjects writes the objects of a COMMIT-DELTA's frame, if it
+// has one; a delta that cannot be applied is left to the commit, which
+// fetches what is still missing.
+func (c *Coordinator) commitDeltaObjects(ctx context.Context, m deltaMsg) error {
+	if len(m.Frame) == 0 {
+		return nil
+	}
+	ds, err := c.decodeFrame(m)
+	if err != nil {
+		return err
+	}
+	dir, err := c.openForPeer(ctx, m.Header.Project)
+	if err != nil {
+		return err
+	}
+	for i, err := range c.nd.applier.ApplyBatch(ctx, dir, ds) {
+		if err != nil {
+			c.log.Debug("delta not applied", "txn", ds[i].Txn, "project", m.Header.Project, "error", err)
+		}
+	}
+	return nil
 }
 
 // decodeFrame decodes the frame of a delta message from a peer and checks
@@ -979,21 +1061,11 @@ func (c *Coordinator) handleCommitDelta(ctx context.Context, from string, payloa
 		return []byte("ok"), nil
 	}
 	start := time.Now()
-	if len(m.Frame) > 0 {
-		ds, err := c.decodeFrame(m)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := c.openForPeer(ctx, m.Header.Project)
-		if err != nil {
-			return nil, err
-		}
-		for i, err := range c.nd.applier.ApplyBatch(ctx, dir, ds) {
-			if err != nil {
-				// commit fetches what is still missing.
-				c.log.Debug("delta not applied", "txn", ds[i].Txn, "project", m.Header.Project, "error", err)
-			}
-		}
+	done := c.nd.turn(ctx, from, m.Header.Project, m.Header.Seq)
+	err = c.commitDeltaObjects(ctx, m)
+	done()
+	if err != nil {
+		return nil, err
 	}
 	if err := c.commit(ctx, m.Header.Project, m.Header.Txn, m.Header.Versions, false, []string{from}); err != nil {
 		c.log.Warn("commit failed", "txn", m.Header.Txn, "project", m.Header.Project, "origin", from, "error", err)

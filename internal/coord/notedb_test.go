@@ -30,6 +30,7 @@ func validDeltaMsgs(tb testing.TB) []deltaMsg {
 			{Ref: "refs/changes/45/12345/meta", Value: two, Version: 1 << 40, Site: "us-east"},
 		}}, Frame: frame},
 		{Header: deltaHeader{Txn: g, Project: "p", Versions: []Version{{Ref: "refs/changes/45/12345/meta", Value: two, Version: 3, Site: "eu-west"}}}},
+		{Header: deltaHeader{Txn: g, Project: "p", Seq: 1 << 33, Versions: []Version{{Ref: "refs/sequences/changes", Value: seq, Version: 9, Site: "eu-west"}}}, Frame: frame},
 	}
 }
 

@@ -425,7 +425,7 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version, Site: e.Origin})
 			ups = append(ups, Update{Ref: u.Ref, Old: git.ZeroID, New: u.New})
 		}
-		c.sendAll(ctx, e, func(ctx context.Context, p string) error {
+		c.sendAll(ctx, e, nil, func(ctx context.Context, p string) error {
 			msg := commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}
 			if w != nil && !slices.Contains(voters, p) {
 				switch {
@@ -444,9 +444,10 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 }
 
 // sendAll calls send for every peer of the outbound entry e at once, each
-// bounded by deliverTimeout, then removes from the entry (durably) the
-// peers it reached; the entry goes when none is left.
-func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, send func(ctx context.Context, peer string) error) {
+// bounded by deliverTimeout, then removes from the entry the peers it
+// reached; the entry goes when none is left. queued, if not nil, is closed
+// once the entry is in the queue: the bookkeeping waits for it.
+func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, queued <-chan struct{}, send func(ctx context.Context, peer string) error) {
 	var mu sync.Mutex
 	var done []string
 	var wg sync.WaitGroup
@@ -464,6 +465,9 @@ func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, send func(ct
 		})
 	}
 	wg.Wait()
+	if queued != nil {
+		<-queued
+	}
 	rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
 	if len(rest) == 0 {
 		if err := c.outbound.Remove(e.Txn); err != nil {

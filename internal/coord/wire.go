@@ -266,6 +266,12 @@ type deltaHeader struct {
 	// Versions (commit) are the refdb versions the batch created; none
 	// means no write of the batch was decided: forget it.
 	Versions []Version
+	// Seq (commit) numbers the COMMIT-DELTAs of one origin and project
+	// to one peer, from 1, in decision order; 0 means unnumbered. The
+	// origin sends without waiting for the previous answer, and the peer
+	// writes their objects in this order (a later batch may build on an
+	// earlier one's).
+	Seq uint64
 }
 
 // Envelope flags.
@@ -273,7 +279,8 @@ const (
 	deltaPack    = 1 << 0
 	deltaProject = 1 << 1 // the project is spelled out
 	deltaTimeout = 1 << 2
-	deltaFlags   = deltaPack | deltaProject | deltaTimeout
+	deltaSeq     = 1 << 3
+	deltaFlags   = deltaPack | deltaProject | deltaTimeout | deltaSeq
 )
 
 // Version flags: where its site comes from, and whether the frame names
@@ -316,6 +323,9 @@ func encodeDelta(m deltaMsg) []byte {
 	if h.TimeoutMS != 0 {
 		flags |= deltaTimeout
 	}
+	if h.Seq != 0 {
+		flags |= deltaSeq
+	}
 	b := make([]byte, 0, 64+40*len(h.Versions)+len(m.Frame))
 	b = append(b, flags)
 	b = appendTxn(b, h.Txn)
@@ -324,6 +334,9 @@ func encodeDelta(m deltaMsg) []byte {
 	}
 	if flags&deltaTimeout != 0 {
 		b = binary.AppendUvarint(b, uint64(h.TimeoutMS))
+	}
+	if flags&deltaSeq != 0 {
+		b = binary.AppendUvarint(b, h.Seq)
 	}
 	site, _ := txnSite(h.Txn)
 	b = binary.AppendUvarint(b, uint64(len(h.Versions)))
@@ -393,6 +406,12 @@ func parseDelta(b []byte) (deltaMsg, error) {
 			return m, fmt.Errorf("timeout of %d ms", t)
 		}
 		h.TimeoutMS = int64(t)
+	}
+	if flags&deltaSeq != 0 {
+		h.Seq = r.uvarint("seq")
+		if r.err == nil && h.Seq == 0 {
+			return m, errors.New("seq 0 spelled out")
+		}
 	}
 	n := r.uvarint("versions")
 	if r.err != nil {

@@ -179,6 +179,8 @@ func deltaRejects(tb testing.TB) []deltaReject {
 		{"zero timeout", env(byte(deltaProject|deltaTimeout), lit("a"), "p", 0, 0), "timeout of 0 ms"},
 		{"huge timeout", env(byte(deltaProject|deltaTimeout), lit("a"), "p", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 0), "timeout of"},
 		{"versions past the end", env(byte(deltaProject), lit("a"), "p", 1000), "versions in"},
+		{"seq 0", env(byte(deltaProject|deltaSeq), lit("a"), "p", 0, 0), "seq 0"},
+		{"truncated seq", env(byte(deltaProject|deltaSeq), lit("a"), "p"), "truncated at seq"},
 		{"version flags", env(byte(deltaProject), lit("a"), "p", 1, byte(0x40), 0, 0, 0), "unknown version flags"},
 		{"site of a txn without one", env(byte(deltaProject), lit("a"), "p", 1, byte(versionTxnSite), notedbfast.AppendRefName(nil, "refs/x"), val, 1), "has none"},
 		{"site spelled out", env(byte(deltaProject), lit(g), "p", 1, byte(versionSite), notedbfast.AppendRefName(nil, "refs/x"), val, 1, "b"), "spelled out"},
