@@ -169,7 +169,6 @@ func (j *Journal) syncDir() error {
 	return nil
 }
 
-
 type limitReader struct {
 	f    *os.File
 	left int64
