@@ -43,6 +43,7 @@ func packOf(objs []Object) ([]byte, []packEntry, error) {
 	binary.BigEndian.PutUint32(word[:], uint32(len(objs)))
 	b.Write(word[:])
 	entries := make([]packEntry, len(objs))
+	var hdr [10]byte
 	z := getZlib(&b)
 	defer putZlib(z)
 	for i, o := range objs {
@@ -51,15 +52,7 @@ func packOf(objs []Object) ([]byte, []packEntry, error) {
 			return nil, nil, fmt.Errorf("pack object %q: invalid id", o.ID)
 		}
 		e.offset = int64(b.Len())
-		size := len(o.Data)
-		c := byte(o.Type)<<4 | byte(size&0x0f)
-		size >>= 4
-		for size > 0 {
-			b.WriteByte(c | 0x80)
-			c = byte(size & 0x7f)
-			size >>= 7
-		}
-		b.WriteByte(c)
+		b.Write(git.AppendObjectHeader(hdr[:0], byte(o.Type), len(o.Data)))
 		z.Reset(&b)
 		z.Write(o.Data) // a bytes.Buffer does not fail
 		z.Close()

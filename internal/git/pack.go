@@ -94,3 +94,18 @@ func MissingObjects(ctx context.Context, dir, extraObjectDir string, ids []strin
 	}
 	return missing, nil
 }
+
+// AppendObjectHeader appends to b the pack header of an undeltified object
+// of pack type t (1 commit, 2 tree, 3 blob, 4 tag) and size bytes: the type
+// and the size's low four bits, then the rest of the size seven bits a
+// byte, little end first.
+func AppendObjectHeader(b []byte, t byte, size int) []byte {
+	c := t<<4 | byte(size&0x0f)
+	size >>= 4
+	for size > 0 {
+		b = append(b, c|0x80)
+		c = byte(size & 0x7f)
+		size >>= 7
+	}
+	return append(b, c)
+}

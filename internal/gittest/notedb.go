@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/sitesync/sitesync/internal/git"
 )
 
 // This file generates Gerrit NoteDb-shaped histories: changes with
@@ -450,15 +452,7 @@ func WritePack(objs []GitObject) []byte {
 	codes := map[string]byte{"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 	z := zlib.NewWriter(&b) // one compressor, reset per object: each holds ~1 MB of tables
 	for _, o := range objs {
-		size := len(o.Data)
-		c := codes[o.Type]<<4 | byte(size&0x0f)
-		size >>= 4
-		for size > 0 {
-			b.WriteByte(c | 0x80)
-			c = byte(size & 0x7f)
-			size >>= 7
-		}
-		b.WriteByte(c)
+		b.Write(git.AppendObjectHeader(nil, codes[o.Type], len(o.Data)))
 		z.Reset(&b)
 		z.Write(o.Data)
 		z.Close()
