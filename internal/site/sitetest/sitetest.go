@@ -35,7 +35,9 @@ func HookMain(m *testing.M) {
 // opts.Log nil logs at level.
 func Start(tb testing.TB, opts site.LocalOptions, level slog.Level) *site.Local {
 	tb.Helper()
-	opts.Dir = tb.TempDir()
+	if opts.Dir == "" {
+		opts.Dir = tb.TempDir()
+	}
 	logs := &syncbuf.Buffer{}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
