@@ -49,7 +49,7 @@ func (e *StaleRefError) Error() string {
 	case e.Want == ZeroID:
 		return fmt.Sprintf("cannot lock ref '%s': reference already exists", e.Ref)
 	case e.Got == ZeroID:
-		return fmt.Sprintf("cannot lock ref '%s': reference is missing but expected %s", e.Ref, e.Want)
+		return fmt.Sprintf("cannot lock ref '%s': unable to resolve reference '%s'", e.Ref, e.Ref)
 	default:
 		return fmt.Sprintf("cannot lock ref '%s': is at %s but expected %s", e.Ref, e.Got, e.Want)
 	}
@@ -104,6 +104,7 @@ type fastRefs struct {
 	gitDir string // "" until resolved
 	noFast string // set when the repository can never take the fast path
 	cfg    *refConfig
+	reread bool // the configuration was (re)read by the last apply
 	packed packedRefs
 }
 
@@ -244,7 +245,9 @@ func (f *fastRefs) prepare(ctx context.Context) string {
 		return "repository config: " + err.Error()
 	}
 	key := keyOf(fi, time.Now())
+	f.reread = false
 	if f.cfg == nil || !f.cfg.key.same(key) {
+		f.reread = true
 		var out bytes.Buffer
 		if err := run(ctx, f.dir, f.env, nil, &out, "config", "-z", "--list"); err != nil {
 			f.cfg = nil

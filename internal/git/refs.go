@@ -146,6 +146,11 @@ func (u *RefUpdater) Apply(ctx context.Context, updates []RefUpdate) error {
 		}
 		u.p.mu.Lock()
 		reason, err := u.fast.apply(ctx, updates)
+		if u.fast.reread {
+			// git reads its configuration once, when it starts: the
+			// process must not write with one older than ours.
+			u.p.kill()
+		}
 		u.p.mu.Unlock()
 		if reason == "" {
 			u.fastTxns.Add(1)
