@@ -341,7 +341,9 @@ func TestRefFastFallbacks(t *testing.T) {
 		setup: func(t *testing.T, dir, c1 string) {
 			gitOut(t, dir, "config", "core.logAllRefUpdates", "always")
 		},
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/changes/01/1/meta", Old: ZeroID, New: c2}} },
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/changes/01/1/meta", Old: ZeroID, New: c2}}
+		},
 		reason: "reflogs configured",
 		check: func(t *testing.T, dir, c1, c2 string) {
 			log := gitOut(t, dir, "reflog", "show", "--format=%H", "refs/changes/01/1/meta")
@@ -358,13 +360,17 @@ func TestRefFastFallbacks(t *testing.T) {
 			require.Equal(t, c2+"\n"+c1+"\n", gitOut(t, dir, "reflog", "show", "--format=%H", "refs/heads/x"))
 		},
 	}, {
-		name:   "missing object",
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: strings.Repeat("1", 40)}} },
+		name: "missing object",
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: strings.Repeat("1", 40)}}
+		},
 		reason: "missing object",
 		err:    "nonexistent object",
 	}, {
-		name:   "blob on a branch",
-		ups:    func(c1, c2, blob string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: blob}} },
+		name: "blob on a branch",
+		ups: func(c1, c2, blob string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: blob}}
+		},
 		reason: "non-commit on a branch",
 		err:    "non-commit object",
 	}, {
