@@ -87,6 +87,7 @@ func (k fileKey) same(o fileKey) bool {
 // refConfig is what the repository's configuration says about ref writes.
 type refConfig struct {
 	key      fileKey // of $GIT_DIR/config when read
+	raw      []byte  // its content then
 	unusable string  // why the fast path may not run at all, if it may not
 	reflog   bool    // core.logAllRefUpdates asks for reflogs
 	fsync    bool    // core.fsync includes references
@@ -146,16 +147,6 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 	if cfg.reflog {
 		return "reflogs configured", nil
 	}
-	// git also logs the update of the branch HEAD points at into HEAD's
-	// reflog, when there is one.
-	if exists(filepath.Join(f.gitDir, "logs", "HEAD")) {
-		return "HEAD has a reflog", nil
-	}
-	for _, up := range ups {
-		if exists(filepath.Join(f.gitDir, "logs", up.Ref)) {
-			return "ref has a reflog", nil
-		}
-	}
 	if why, err := f.checkObjects(ctx, ups); why != "" || err != nil {
 		return why, err
 	}
@@ -168,7 +159,20 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 		}
 	}
 	// Every lock is held: the values read now cannot change until the
-	// locks go (git's writers and pack-refs take the same locks).
+	// locks go (git's writers and pack-refs take the same locks), and no
+	// reflog of these refs can appear (git makes one holding the ref's lock).
+	if exists(filepath.Join(f.gitDir, "logs")) {
+		// git also logs the update of the branch HEAD points at into
+		// HEAD's reflog, when there is one.
+		if exists(filepath.Join(f.gitDir, "logs", "HEAD")) {
+			return "HEAD has a reflog", nil
+		}
+		for _, up := range ups {
+			if exists(filepath.Join(f.gitDir, "logs", up.Ref)) {
+				return "ref has a reflog", nil
+			}
+		}
+	}
 	var packed *packedRefs
 	write := make([]bool, len(ups))
 	for i, up := range ups {
@@ -199,6 +203,13 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 		}
 		if err := tx.write(i, up.New, cfg.fsync); err != nil {
 			return "write failed: " + err.Error(), nil
+		}
+	}
+	// git closes a lock it will not rename too, before any rename.
+	for i := range ups {
+		if !write[i] {
+			_ = syscall.Close(tx.locks[i])
+			tx.locks[i] = -1
 		}
 	}
 	// The point of no return: like git, a rename that fails leaves the
@@ -240,23 +251,34 @@ func (f *fastRefs) prepare(ctx context.Context) string {
 		}
 		f.gitDir = filepath.Clean(lines[0])
 	}
-	fi, err := os.Stat(filepath.Join(f.gitDir, "config"))
+	path := filepath.Join(f.gitDir, "config")
+	fi, err := os.Stat(path)
 	if err != nil {
 		return "repository config: " + err.Error()
 	}
 	key := keyOf(fi, time.Now())
 	f.reread = false
-	if f.cfg == nil || !f.cfg.key.same(key) {
-		f.reread = true
-		var out bytes.Buffer
-		if err := run(ctx, f.dir, f.env, nil, &out, "config", "-z", "--list"); err != nil {
-			f.cfg = nil
-			return "git config failed: " + err.Error()
-		}
-		cfg := parseRefConfig(out.Bytes(), f.dir, f.gitDir)
-		cfg.key = key
-		f.cfg = &cfg
+	if f.cfg != nil && f.cfg.key.same(key) {
+		return f.cfg.unusable
 	}
+	// Changed, or too recent to tell: ask git only if the bytes differ.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "repository config: " + err.Error()
+	}
+	if f.cfg != nil && bytes.Equal(raw, f.cfg.raw) {
+		f.cfg.key = key
+		return f.cfg.unusable
+	}
+	var out bytes.Buffer
+	if err := run(ctx, f.dir, f.env, nil, &out, "config", "-z", "--list"); err != nil {
+		f.cfg = nil
+		return "git config failed: " + err.Error()
+	}
+	cfg := parseRefConfig(out.Bytes(), f.dir, f.gitDir)
+	cfg.key, cfg.raw = key, raw
+	f.cfg = &cfg
+	f.reread = true
 	return f.cfg.unusable
 }
 
@@ -396,21 +418,25 @@ func exists(path string) bool {
 // or why the fast path cannot read it (a symbolic ref, a directory, a
 // malformed file).
 func readLoose(path string) (id, reason string) {
-	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
+	// Raw system calls: os.File would register each file with the poller
+	// and stat before a rename, a third more calls per ref.
+	fd, err := openNoEINTR(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err == syscall.ENOENT {
 		return "", ""
 	}
 	if err != nil {
 		return "", "read loose ref: " + err.Error()
 	}
-	defer fd.Close()
+	defer syscall.Close(fd)
+	// One read: a ref file is 41 bytes; one that fills the buffer is not a
+	// plain ref.
 	var buf [128]byte
-	n, err := io.ReadFull(fd, buf[:])
-	if err != nil && err != io.ErrUnexpectedEOF {
+	n, err := readNoEINTR(fd, buf[:])
+	if err != nil {
 		return "", "read loose ref: " + err.Error()
 	}
 	b := buf[:n]
-	if len(b) < len(ZeroID) || !IsID(string(b[:len(ZeroID)])) {
+	if n == len(buf) || len(b) < len(ZeroID) || !IsID(string(b[:len(ZeroID)])) {
 		return "", "loose ref is not an object id (symbolic or broken)"
 	}
 	if rest := b[len(ZeroID):]; len(rest) > 0 && !isSpace(rest[0]) {
@@ -419,35 +445,54 @@ func readLoose(path string) (id, reason string) {
 	return string(b[:len(ZeroID)]), ""
 }
 
+func openNoEINTR(path string, mode int, perm uint32) (int, error) {
+	for {
+		fd, err := syscall.Open(path, mode, perm)
+		if err != syscall.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func readNoEINTR(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
 func isSpace(c byte) bool { return c == '\n' || c == ' ' || c == '\t' || c == '\r' }
 
 // refTxn is the locks and directories of one fast transaction.
 type refTxn struct {
 	gitDir string
-	locks  []*os.File // by update, nil once renamed or released
-	paths  []string   // ref file paths, by update
-	dirs   []string   // directories created, parents first
+	locks  []int    // lock file descriptors by update, -1 once closed
+	paths  []string // ref file paths, by update; "" once renamed
+	dirs   []string // directories created, parents first
 }
+
+const lockFlags = syscall.O_RDWR | syscall.O_CREAT | syscall.O_EXCL | syscall.O_CLOEXEC
 
 // lock takes ref's lock file. It returns why the fast path must give up,
 // if it must; the caller undoes.
 func (t *refTxn) lock(ref string) string {
 	path := filepath.Join(t.gitDir, ref)
-	lk := path + ".lock"
-	fd, err := os.OpenFile(lk, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-	if errors.Is(err, os.ErrNotExist) {
+	fd, err := openNoEINTR(path+".lock", lockFlags, 0o666)
+	if err == syscall.ENOENT {
 		if why := t.mkdirs(filepath.Dir(path)); why != "" {
 			return why
 		}
-		fd, err = os.OpenFile(lk, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		fd, err = openNoEINTR(path+".lock", lockFlags, 0o666)
 	}
-	if errors.Is(err, os.ErrExist) {
+	if err == syscall.EEXIST {
 		// Another writer holds it; git waits for it a while
 		// (core.filesRefLockTimeout) and reports it in its words.
 		return "ref locked by another writer"
 	}
 	if err != nil {
-		return "lock: " + err.Error()
+		return "lock: open " + path + ".lock: " + err.Error()
 	}
 	t.locks = append(t.locks, fd)
 	t.paths = append(t.paths, path)
@@ -478,45 +523,55 @@ func (t *refTxn) mkdirs(dir string) string {
 	return ""
 }
 
-// write writes the new value into lock i.
+// write writes the new value into lock i and closes it, as git does before
+// it renames any lock.
 func (t *refTxn) write(i int, id string, fsync bool) error {
 	fd := t.locks[i]
-	if _, err := fd.WriteString(id + "\n"); err != nil {
-		return err
+	b := []byte(id + "\n")
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
 	}
 	if fsync {
-		if err := fd.Sync(); err != nil {
+		if err := syscall.Fsync(fd); err != nil {
 			return err
 		}
 	}
-	return nil
+	t.locks[i] = -1
+	return syscall.Close(fd)
 }
 
 // commit renames lock i onto its ref.
 func (t *refTxn) commit(i int) error {
-	fd := t.locks[i]
-	t.locks[i] = nil
-	cerr := fd.Close()
-	if err := os.Rename(fd.Name(), t.paths[i]); err != nil {
-		_ = os.Remove(fd.Name())
+	path := t.paths[i]
+	t.paths[i] = ""
+	if err := syscall.Rename(path+".lock", path); err != nil {
+		_ = syscall.Unlink(path + ".lock")
 		return err
 	}
-	return cerr
+	return nil
 }
 
 // undo removes every lock still held and the directories made for them
 // (those still empty: another writer may have put a ref there meanwhile).
 func (t *refTxn) undo() {
-	for i, fd := range t.locks {
-		if fd == nil {
-			continue
+	for i, path := range t.paths {
+		if fd := t.locks[i]; fd >= 0 {
+			_ = syscall.Close(fd)
 		}
-		_ = fd.Close()
-		_ = os.Remove(fd.Name())
-		t.locks[i] = nil
+		if path != "" {
+			_ = syscall.Unlink(path + ".lock")
+		}
 	}
+	t.locks, t.paths = nil, nil
 	for i := len(t.dirs) - 1; i >= 0; i-- {
-		_ = os.Remove(t.dirs[i])
+		_ = syscall.Rmdir(t.dirs[i])
 	}
 	t.dirs = nil
 }
