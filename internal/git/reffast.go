@@ -653,7 +653,7 @@ func parsePacked(data string) packedRefs {
 			p.ids = append(p.ids, id)
 		}
 	}
-	if !sorted || !slices.IsSorted(p.names) {
+	if len(p.names) > 1 && (!sorted || !slices.IsSorted(p.names)) {
 		idx := make([]int, len(p.names))
 		for i := range idx {
 			idx[i] = i

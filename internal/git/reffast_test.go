@@ -628,3 +628,120 @@ func BenchmarkRefApply(b *testing.B) {
 		}
 	}
 }
+
+func TestFastRefName(t *testing.T) {
+	tests := []struct {
+		name string
+		ref  string
+		ok   bool
+	}{
+		{"branch", "refs/heads/main", true},
+		{"change meta", "refs/changes/34/1234/meta", true},
+		{"dashes and dots", "refs/heads/release-1.2_x", true},
+		{"not under refs", "HEAD", false},
+		{"empty component", "refs/heads//x", false},
+		{"trailing slash", "refs/heads/x/", false},
+		{"dot component", "refs/heads/.x", false},
+		{"lock suffix", "refs/heads/x.lock/y", false},
+		{"double dot", "refs/heads/a..b", false},
+		{"at brace", "refs/heads/a@{1}", false},
+		{"trailing dot", "refs/heads/a.", false},
+		{"space", "refs/heads/a b", false},
+		{"control", "refs/heads/a\tb", false},
+		{"glob", "refs/heads/a*", false},
+		{"colon", "refs/heads/a:b", false},
+		{"backslash", `refs/heads/a\b`, false},
+		{"non-ASCII goes to git", "refs/heads/é", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.ok, fastRefName(tc.ref))
+			if tc.ok {
+				out, err := exec.Command("git", "check-ref-format", tc.ref).CombinedOutput()
+				require.NoError(t, err, "git accepts it too: %s", out)
+			}
+		})
+	}
+}
+
+func TestParseRefConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		list string
+		want refConfig
+	}{
+		{name: "bare default", list: "core.bare\ntrue\x00",
+			want: refConfig{hooks: "/g/hooks"}},
+		{name: "work tree logs by default", list: "core.bare\nfalse\x00",
+			want: refConfig{reflog: true, hooks: "/g/hooks"}},
+		{name: "logs always", list: "core.bare\ntrue\x00core.logallrefupdates\nalways\x00",
+			want: refConfig{reflog: true, hooks: "/g/hooks"}},
+		{name: "logs turned off", list: "core.bare\nfalse\x00core.logallrefupdates\nfalse\x00",
+			want: refConfig{hooks: "/g/hooks"}},
+		{name: "valueless boolean is true", list: "core.bare\ntrue\x00core.logallrefupdates\x00",
+			want: refConfig{reflog: true, hooks: "/g/hooks"}},
+		{name: "fsync committed", list: "core.fsync\nobjects, committed\x00",
+			want: refConfig{fsync: true, hooks: "/g/hooks"}},
+		{name: "fsync objects only", list: "core.fsync\nobjects,derived-metadata\x00",
+			want: refConfig{hooks: "/g/hooks"}},
+		{name: "absolute hooks path", list: "core.hookspath\n/etc/hooks\x00",
+			want: refConfig{hooks: "/etc/hooks"}},
+		{name: "relative hooks path", list: "core.hookspath\nmyhooks\x00",
+			want: refConfig{hooks: "/d/myhooks"}},
+		{name: "home hooks path unresolved", list: "core.hookspath\n~/hooks\x00",
+			want: refConfig{}},
+		{name: "reftable", list: "extensions.refstorage\nreftable\x00",
+			want: refConfig{unusable: "ref storage reftable", hooks: "/g/hooks"}},
+		{name: "sha256", list: "extensions.objectformat\nsha256\x00",
+			want: refConfig{unusable: "object format sha256", hooks: "/g/hooks"}},
+		{name: "shared repository", list: "core.sharedrepository\ngroup\x00",
+			want: refConfig{unusable: "shared repository permissions", hooks: "/g/hooks"}},
+		{name: "last value wins", list: "core.logallrefupdates\ntrue\x00core.logallrefupdates\nfalse\x00",
+			want: refConfig{hooks: "/g/hooks"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, parseRefConfig([]byte(tc.list), "/d", "/g"))
+		})
+	}
+}
+
+func TestParsePacked(t *testing.T) {
+	a, b, c := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)
+	tests := []struct {
+		name  string
+		data  string
+		names []string
+		bad   bool
+	}{
+		{name: "empty", data: ""},
+		{name: "header only", data: "# pack-refs with: peeled fully-peeled sorted \n"},
+		{name: "sorted with peeled",
+			data:  "# pack-refs with: peeled fully-peeled sorted \n" + a + " refs/heads/a\n" + b + " refs/tags/v1\n^" + c + "\n",
+			names: []string{"refs/heads/a", "refs/tags/v1"}},
+		{name: "unsorted without header",
+			data:  b + " refs/tags/v1\n" + a + " refs/heads/a\n",
+			names: []string{"refs/heads/a", "refs/tags/v1"}},
+		{name: "peeled line first", data: "^" + c + "\n", bad: true},
+		{name: "short id", data: "abc refs/heads/a\n", bad: true},
+		{name: "no name", data: a + "\n", bad: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parsePacked(tc.data)
+			require.Equal(t, tc.bad, p.bad != "", p.bad)
+			if !tc.bad {
+				require.Equal(t, tc.names, p.names)
+			}
+		})
+	}
+	p := parsePacked(a + " refs/heads/a\n" + b + " refs/heads/x/y\n" + c + " refs/heads/xy\n")
+	require.Equal(t, b, p.get("refs/heads/x/y"))
+	require.Equal(t, ZeroID, p.get("refs/heads/x"))
+	for ref, want := range map[string]bool{
+		"refs/heads/a/b": true, "refs/heads/x": true, "refs/heads/x/y/z": true,
+		"refs/heads/b": false, "refs/heads/x/z": false, "refs/heads/xyz": false,
+	} {
+		require.Equal(t, want, p.conflicts(ref), ref)
+	}
+}
