@@ -128,8 +128,21 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 			return "unusual ref name", nil
 		case i > 0 && ups[i-1].Ref == up.Ref:
 			return "duplicate ref", nil
-		case i > 0 && strings.HasPrefix(up.Ref, ups[i-1].Ref+"/"):
-			return "directory/file conflict within the transaction", nil
+		}
+	}
+	if len(ups) > 1 {
+		// A ref of the batch that is a directory of another ("refs/a",
+		// "refs/a/b"): the two need not sort side by side ("refs/a-x").
+		names := make(map[string]bool, len(ups))
+		for _, up := range ups {
+			names[up.Ref] = true
+		}
+		for _, up := range ups {
+			for i := len("refs/"); i < len(up.Ref); i++ {
+				if up.Ref[i] == '/' && names[up.Ref[:i]] {
+					return "directory/file conflict within the transaction", nil
+				}
+			}
 		}
 	}
 	if why := f.prepare(ctx); why != "" {

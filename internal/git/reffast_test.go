@@ -331,7 +331,7 @@ func TestRefFastFallbacks(t *testing.T) {
 	}, {
 		name: "conflict within the transaction",
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/a/b", Old: ZeroID, New: c2}, {Ref: "refs/heads/a", Old: ZeroID, New: c2}}
+			return []RefUpdate{{Ref: "refs/heads/a/b", Old: ZeroID, New: c2}, {Ref: "refs/heads/a-x", Old: ZeroID, New: c2}, {Ref: "refs/heads/a", Old: ZeroID, New: c2}}
 		},
 		reason: "directory/file conflict within the transaction",
 		err:    "cannot process 'refs/heads/a/b' and 'refs/heads/a' at the same time",
