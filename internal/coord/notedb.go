@@ -97,7 +97,8 @@ var ndChainLimits = notedbfast.ChainLimits{MaxObjects: 4096, MaxBytes: 1 << 20}
 type noteDB struct {
 	cfg     *NoteDBConfig // nil: the origin side is off
 	metrics *notedbfast.Metrics
-	resends *prometheus.CounterVec // {how}: chain or pack, to a peer that lacked a parent
+	resends *prometheus.CounterVec // {how}: plain, chain or pack, to a peer that lacked objects
+	commits *prometheus.CounterVec // {form}: COMMIT-DELTAs sent, by form
 	codec   *notedbfast.Codec
 	applier *notedbfast.Applier
 
@@ -180,14 +181,20 @@ func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
 	}
 	resends := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sitesync_notedb_resends_total",
-		Help: "Writes resent to a peer that lacked objects they build on, by how (chain or pack).",
+		Help: "Writes resent to a peer that lacked objects they build on, by how (plain: a frame that was compressed against them; chain; pack).",
 	}, []string{"how"})
+	commits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sitesync_notedb_commit_deltas_total",
+		Help: "COMMIT-DELTAs sent, by form: entry (versions named in the peer's prepared entry), versions (spelled out), frame, based (a frame against the peer's objects), spelled (a named form the peer refused, sent again spelled out).",
+	}, []string{"form"})
 	if reg != nil {
-		if err := reg.Register(resends); err != nil {
-			return nil, err
+		for _, col := range []prometheus.Collector{resends, commits} {
+			if err := reg.Register(col); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return &noteDB{cfg: cfg, metrics: m, resends: resends, codec: codec, applier: notedbfast.NewApplier(m),
+	return &noteDB{cfg: cfg, metrics: m, resends: resends, commits: commits, codec: codec, applier: notedbfast.NewApplier(m),
 		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), seq: make(map[string]uint64), in: make(map[string]*inOrder)}, nil
 }
 
@@ -449,14 +456,15 @@ type peerVotes struct {
 	clean bool
 }
 
-// ndFrame encodes ds, the deltas of writes of repo: a few writes against
+// ndFrame encodes ds, the deltas of writes read through r (the
+// repository's shared cat-file): a few writes against
 // the objects their refs move from (based reports it), more by
 // themselves.
-func (c *Coordinator) ndFrame(ctx context.Context, repo *git.Repo, ds []notedbfast.Delta) (frame []byte, based bool, err error) {
+func (c *Coordinator) ndFrame(ctx context.Context, r notedbfast.ObjectReader, ds []notedbfast.Delta) (frame []byte, based bool, err error) {
 	if len(ds) <= ndBasedWrites {
 		// Reads of the shared cat-file never run under a cancellable
 		// context: a cancelled read kills the process.
-		bases, err := notedbfast.Bases(context.WithoutCancel(ctx), repo.Objects, ds)
+		bases, err := notedbfast.Bases(context.WithoutCancel(ctx), r, ds)
 		if err == nil && len(bases) > 0 {
 			frame, err = c.nd.codec.EncodeBased(bases, ds...)
 		}
@@ -509,7 +517,7 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 	for k, i := range voters {
 		ds[k] = batch[i].delta()
 	}
-	frame, based, err := c.ndFrame(ctx, batch[voters[0]].repo, ds)
+	frame, based, err := c.ndFrame(ctx, batch[voters[0]].repo.Objects, ds)
 	plain := sync.OnceValues(func() ([]byte, error) {
 		if !based {
 			return frame, nil
@@ -929,7 +937,7 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 			based = err == nil && len(ids) > 0
 		} else {
 			var err error
-			if f, based, err = c.ndFrame(context.Background(), ws[0].repo, ds); err != nil {
+			if f, based, err = c.ndFrame(context.Background(), ws[0].repo.Objects, ds); err != nil {
 				return frameOf{}, err
 			}
 		}
@@ -975,25 +983,30 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 				}
 			}
 			holds := pv != nil && holdsAll(pv.yes, decided)
-			m, named := full, false
+			m, named, form := full, false, "versions"
 			switch {
 			case holds && pv.clean && entryNamed != nil:
 				m.Header.Project, m.Header.Entry, m.Header.Named = "", len(entryUps), entryNamed
-				named = true
+				named, form = true, "entry"
 			case !holds:
 				if f, err := frame(); err == nil {
 					m.Frame, m.Header.Named = f.frame, f.named
-					named = f.named != nil
+					named, form = f.named != nil, "frame"
+					if named {
+						form = "based"
+					}
 				} else if f, err := plain(); err == nil {
-					m.Frame = f
+					m.Frame, form = f, "frame"
 				}
 			}
+			c.nd.commits.WithLabelValues(form).Inc()
 			err := send(m)
 			var re *transport.RemoteError
 			if named && errors.As(err, &re) && !errors.Is(err, transport.ErrNoHandler) {
 				// Spelled out, the versions need neither the entry nor the
 				// bases; without them the objects come from a fetch.
 				c.log.Debug("named COMMIT-DELTA refused; spelling it out", "peer", p, "txn", e.Txn, "error", err)
+				c.nd.commits.WithLabelValues("spelled").Inc()
 				err = send(full)
 			}
 			if errors.Is(err, transport.ErrNoHandler) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -233,46 +234,85 @@ const requestOverhead = 13
 
 // loneWire is the size of what the origin sends one peer for a lone
 // write: in quorum mode its PREPARE-DELTA (header + frame) and its
-// COMMIT-DELTA (versions only); in async mode one COMMIT-DELTA with the
-// frame. Each request adds the transport's framing.
-// based is the size of the frame compressed against the objects the peer
-// holds (notedbfast.Bases), which the coordinator does not use yet.
-type loneWire struct{ raw, prepHeader, frame, commit, async, based int }
+// COMMIT-DELTA (versions named in the peer's prepared entry); in async
+// mode one COMMIT-DELTA with the frame (versions named in it). The frame
+// is compressed against the objects the write's refs move from, as the
+// coordinator sends batches of up to ndBasedWrites writes. Each request
+// adds the transport's framing. plain* are the same messages with a plain
+// frame and versions spelled out (what was sent before based frames and
+// entries).
+type loneWire struct {
+	raw, prepHeader, frame, commit, async int
+	plainFrame, plainCommit, plainAsync   int
+}
 
-func (w loneWire) total() int           { return w.prepHeader + w.frame + w.commit + 2*requestOverhead }
-func (w loneWire) asyncTotal() int      { return w.async + requestOverhead }
-func (w loneWire) basedTotal() int      { return w.total() - w.frame + w.based }
-func (w loneWire) basedAsyncTotal() int { return w.asyncTotal() - w.frame + w.based }
+func (w loneWire) total() int      { return w.prepHeader + w.frame + w.commit + 2*requestOverhead }
+func (w loneWire) asyncTotal() int { return w.async + requestOverhead }
+func (w loneWire) plainTotal() int {
+	return w.prepHeader + w.plainFrame + w.plainCommit + 2*requestOverhead
+}
+func (w loneWire) plainAsyncTotal() int { return w.plainAsync + requestOverhead }
 
-func measureLone(tb testing.TB, d notedbfast.Delta, version uint64, r notedbfast.ObjectReader) loneWire {
+// measureLone encodes the messages of a lone write d (the k-th update of
+// its ref, numbered k among the origin's COMMIT-DELTAs to the peer), and
+// checks that a peer holding r's objects reads them back.
+func measureLone(tb testing.TB, c *Coordinator, d notedbfast.Delta, k uint64, r notedbfast.ObjectReader) loneWire {
 	tb.Helper()
+	ctx := context.Background()
 	now := time.UnixMilli(1_750_000_000_000)
 	d.Txn = txn.New("us-east", now)
 	g := txn.New("us-east", now.Add(time.Millisecond))
-	frame, err := notedbfast.Encode(d)
+	plain, err := c.nd.codec.Encode(d)
 	require.NoError(tb, err)
-	prep := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, TimeoutMS: 10000}, Frame: frame})
+	frame, based, err := c.ndFrame(ctx, r, []notedbfast.Delta{d})
+	require.NoError(tb, err)
+	ups := fromFast(d.Updates)
 	var vs []Version
-	for _, u := range d.Updates {
-		vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: version, Site: "us-east"})
+	for _, u := range ups {
+		vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: k, Site: "us-east"})
 	}
-	commit := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, Versions: vs}})
-	async := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, Versions: vs}, Frame: frame})
-	for _, b := range [][]byte{prep, commit, async} {
+	prep := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, TimeoutMS: 10000}, Frame: frame})
+	commit := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Versions: vs, Seq: k, Entry: len(ups), Named: nameVersions(vs, ups)}})
+	am := deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, Versions: vs, Seq: k}, Frame: frame}
+	if based {
+		am.Header.Named = nameVersions(vs, ups)
+	}
+	async := encodeDelta(am)
+	plainCommit := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, Versions: vs, Seq: k}})
+	plainAsync := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: d.Project, Versions: vs, Seq: k}, Frame: plain})
+
+	// The peer reads them back.
+	read := func(ids []string) ([]notedbfast.Object, error) {
+		var out []notedbfast.Object
+		for _, id := range ids {
+			o, err := r.Object(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			t, _ := notedbfast.ParseObjectType(o.Type)
+			out = append(out, notedbfast.Object{Type: t, ID: id, Data: o.Data})
+		}
+		return out, nil
+	}
+	for _, b := range [][]byte{prep, async, plainAsync} {
 		m, err := decodeDelta(b)
 		require.NoError(tb, err)
-		if len(m.Frame) > 0 {
-			_, err := notedbfast.Decode(m.Frame, notedbfast.Limits{})
-			require.NoError(tb, err)
+		got, err := c.nd.codec.DecodeBased(m.Frame, deltaFrameLimits, read)
+		require.NoError(tb, err)
+		require.Equal(tb, d.Updates, got[0].Updates)
+		if m.Header.Named != nil {
+			require.NoError(tb, m.Header.resolve(fromFast(got[0].Updates)))
+		}
+		if len(vs) > 0 && m.Header.TimeoutMS == 0 {
+			require.Equal(tb, vs, m.Header.Versions)
 		}
 	}
-	bases, err := notedbfast.Bases(context.Background(), r, []notedbfast.Delta{d})
+	m, err := decodeDelta(commit)
 	require.NoError(tb, err)
-	codec, err := notedbfast.NewCodec(notedbfast.Dictionary(), nil)
-	require.NoError(tb, err)
-	based, err := codec.EncodeBased(bases, d)
-	require.NoError(tb, err)
-	return loneWire{raw: int(d.RawBytes()), prepHeader: len(prep) - len(frame), frame: len(frame), commit: len(commit), async: len(async), based: len(based)}
+	require.NoError(tb, m.Header.resolve(ups))
+	require.Equal(tb, vs, m.Header.Versions)
+	return loneWire{raw: int(d.RawBytes()), prepHeader: len(prep) - len(frame), frame: len(frame), commit: len(commit), async: len(async),
+		plainFrame: len(plain), plainCommit: len(plainCommit), plainAsync: len(plainAsync)}
 }
 
 func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64) {
@@ -294,8 +334,9 @@ func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64
 		return r[len(r)/2]
 	}
 	quorum, async = ratio(loneWire.total), ratio(loneWire.asyncTotal)
-	defer tb.Logf("%s: with frames against the peer's objects (notedbfast.EncodeBased): frame %d B (%.3f of raw), quorum %.3f, async %.3f of raw",
-		what, mid(func(w loneWire) int { return w.based }), ratio(func(w loneWire) int { return w.based }), ratio(loneWire.basedTotal), ratio(loneWire.basedAsyncTotal))
+	defer tb.Logf("%s: with plain frames and versions spelled out: frame %d B (%.3f of raw), commit %d B; quorum %.3f, async %.3f of raw",
+		what, mid(func(w loneWire) int { return w.plainFrame }), ratio(func(w loneWire) int { return w.plainFrame }),
+		mid(func(w loneWire) int { return w.plainCommit }), ratio(loneWire.plainTotal), ratio(loneWire.plainAsyncTotal))
 	tb.Logf("%s: %d lone writes; medians: raw %d B, prepare header %d B, frame %d B (%.3f of raw), commit %d B, transport %d B per request; "+
 		"quorum (prepare + commit) %d B = %.3f of raw; async (commit with frame) %d B = %.3f of raw",
 		what, len(ws), mid(func(w loneWire) int { return w.raw }), mid(func(w loneWire) int { return w.prepHeader }),
@@ -309,6 +350,7 @@ func summarize(tb testing.TB, what string, ws []loneWire) (quorum, async float64
 // into envelope and frame, on generated NoteDb writes and, with -corpus,
 // on a real repository's meta history.
 func TestDeltaWireSize(t *testing.T) {
+	c := wireCoordinator(t)
 	var ws []loneWire
 	writes := gittest.NoteDbWrites(gittest.NoteDbShape{Changes: 40, Events: 12, Seed: 77, ServerID: "3f1c2e0a-5b6d-4e7f-8a9b-0c1d2e3f4a5b", FirstChange: 52000})
 	objects := memObjects{}
@@ -330,7 +372,7 @@ func TestDeltaWireSize(t *testing.T) {
 			require.NoError(t, err)
 			d.Objects = append(d.Objects, notedbfast.Object{Type: typ, ID: o.ID, Data: o.Data})
 		}
-		ws = append(ws, measureLone(t, d, uint64(1+i%40), objects))
+		ws = append(ws, measureLone(t, c, d, uint64(1+i%40), objects))
 	}
 	quorum, async := summarize(t, "generated", ws)
 	// Format 1 (a JSON envelope, ids in the frame) was 1.20 and 0.98 here,
@@ -338,8 +380,18 @@ func TestDeltaWireSize(t *testing.T) {
 	require.Less(t, quorum, 0.8, "quorum bytes per lone write against raw")
 	require.Less(t, async, 0.6, "async bytes per lone write against raw")
 	if *wireCorpus != "" {
-		summarize(t, "corpus "+filepath.Base(*wireCorpus), corpusLone(t, *wireCorpus, 300))
+		summarize(t, "corpus "+filepath.Base(*wireCorpus), corpusLone(t, c, *wireCorpus, 300))
 	}
+}
+
+// wireCoordinator is a coordinator with only its NoteDb codec, for
+// encoding messages.
+func wireCoordinator(tb testing.TB) *Coordinator {
+	tb.Helper()
+	nd, err := newNoteDB(nil, nil)
+	require.NoError(tb, err)
+	tb.Cleanup(nd.close)
+	return &Coordinator{nd: nd, log: slog.New(slog.DiscardHandler)}
 }
 
 // memObjects is an object store in memory.
@@ -355,7 +407,7 @@ func (m memObjects) Object(_ context.Context, id string) (git.Object, error) {
 
 // corpusLone replays the meta history of the first max changes of bundle
 // as lone writes.
-func corpusLone(t *testing.T, bundle string, max int) []loneWire {
+func corpusLone(t *testing.T, c *Coordinator, bundle string, max int) []loneWire {
 	if _, err := os.Stat(bundle); err != nil {
 		t.Skipf("corpus %s is absent: %v", bundle, err)
 	}
@@ -379,10 +431,10 @@ func corpusLone(t *testing.T, bundle string, max int) []loneWire {
 		old := git.ZeroID
 		for k, id := range strings.Fields(e.Run(t, origin, "rev-list", "--reverse", "--first-parent", ref)) {
 			u := notedbfast.Update{Ref: ref, Old: old, New: id}
-			c, err := cl.Classify(context.Background(), cat, []notedbfast.Update{u})
+			cls, err := cl.Classify(context.Background(), cat, []notedbfast.Update{u})
 			require.NoError(t, err)
-			if c.Path == notedbfast.PathDelta {
-				ws = append(ws, measureLone(t, notedbfast.Delta{Project: "plugins/high-availability", Objects: c.Objects, Updates: []notedbfast.Update{u}}, uint64(k+1), cat))
+			if cls.Path == notedbfast.PathDelta {
+				ws = append(ws, measureLone(t, c, notedbfast.Delta{Project: "plugins/high-availability", Objects: cls.Objects, Updates: []notedbfast.Update{u}}, uint64(k+1), cat))
 			}
 			old = id
 		}
