@@ -39,6 +39,7 @@ func validMessages() []any {
 		&createMsg{Project: "a/b/c"},
 		&projectsMsg{Projects: []string{"a", "b/c"}},
 		&deltaVotesMsg{Votes: []deltaVote{{Txn: "a-1-x", Vote: voteYes}, {Txn: "a-1-y", Vote: voteMissing, Reason: "objects missing", Missing: []string{one}, Haves: []string{two}}}},
+		&deltaVotesMsg{MissingBases: []string{one, two}},
 	}
 }
 
@@ -167,6 +168,7 @@ func deltaRejects(tb testing.TB) []deltaReject {
 	lit := func(id string) []byte { return appendTxn(nil, id) }
 	g := "b-19a2b3c4d5e-0123456789abcdev"
 	frame := validDeltaMsgs(tb)[0].Frame
+	based := validDeltaMsgs(tb)[11].Frame
 	oldFrame := append([]byte("sndb\x01"), frame[1:]...)
 	val := bytes.Repeat([]byte{1}, 20)
 	return []deltaReject{
@@ -194,6 +196,16 @@ func deltaRejects(tb testing.TB) []deltaReject {
 		{"project the frame names", env(byte(deltaProject), lit("a"), "p", 0, frame), "spelled out"},
 		{"old frame", env(byte(0), lit("a"), 0, oldFrame), "unsupported delta format version"},
 		{"not a frame", env(byte(0), lit("a"), 0, []byte("PACK")), "not a delta frame"},
+		{"entry and project", env(byte(deltaEntry|deltaProject), lit("a"), "p", 1, 1, byte(versionNamed), 0, 1), "with an entry"},
+		{"entry and timeout", env(byte(deltaEntry|deltaTimeout), lit("a"), 5, 1, 1, byte(versionNamed), 0, 1), "with an entry"},
+		{"entry of 0", env(byte(deltaEntry), lit("a"), 0, 1, byte(versionNamed), 0, 1), "entry of 0 updates"},
+		{"truncated entry", env(byte(deltaEntry), lit("a")), "truncated at entry"},
+		{"entry and a frame", env(byte(deltaEntry), lit("a"), 2, 1, byte(versionNamed), 0, 1, frame), "a frame with an entry"},
+		{"entry without versions", env(byte(deltaEntry), lit("a"), 2, 0), "an entry without versions"},
+		{"huge update index", env(byte(deltaEntry), lit("a"), 2, 1, byte(versionNamed), []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, 1), "version names update"},
+		{"entry bad txn", env(byte(deltaEntry), lit("a/b"), 2, 1, byte(versionNamed), 0, 1), "invalid transaction id"},
+		{"entry, spelled bad ref", env(byte(deltaEntry), lit("a"), 2, 1, byte(0), notedbfast.AppendRefName(nil, "refs/x y"), val, 1), "refs/x y"},
+		{"named in a cut based frame", env(byte(0), lit("a"), 1, byte(versionNamed), 0, 1, based[:10]), "header"},
 	}
 }
 
