@@ -307,9 +307,9 @@ const (
 	versionNoSite  = 0
 	versionTxnSite = 1 // the site part of the envelope's txn id
 	versionSite    = 2 // spelled out
-	versionSites = 3
-	versionNamed = 1 << 2 // an update of the frame or entry names it
-	versionFlags = versionSites | versionNamed
+	versionSites   = 3
+	versionNamed   = 1 << 2 // an update of the frame or entry names it
+	versionFlags   = versionSites | versionNamed
 )
 
 // deltaMsg is a decoded delta envelope.
