@@ -29,6 +29,16 @@ package coord
 //     write the objects and call the commit path of every other write
 //     (commit → applyVersions: refs only move forward).
 //
+// Bytes on the wire: a batch of up to ndBasedWrites writes goes in a frame
+// compressed against the objects its refs move from (notedbfast.Bases),
+// which a peer that is up to date holds; a peer that lacks them answers a
+// PREPARE-DELTA with their ids (it gets the plain frame, then the chain or
+// pack as usual) and refuses a COMMIT-DELTA (it gets the versions spelled
+// out, and fetches). Versions name the update that gives their ref and
+// value: in the frame, or, for a peer that voted yes on every write at
+// once, in its prepared entry (deltaHeader.Entry); a peer without the
+// entry refuses, and gets them spelled out.
+//
 // Crash safety is the pack path's: a peer's journal entry is named by the
 // batch id, which is also the txn of the records of the batch's first refdb
 // group (nearly always its only one), so a peer whose origin died after the
@@ -603,7 +613,7 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 // bound after a pack of its objects.
 func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, batch []*ndWrite, voters []int, frame []byte, plain func() ([]byte, error), timeout time.Duration) (map[int]voteMsg, bool) {
 	out := make(map[int]voteMsg, len(voters))
-	hdr := deltaHeader{Txn: g, Project: project, TimeoutMS: timeout.Milliseconds()}
+	hdr := deltaHeader{From: c.cfg.Site, Txn: g, Project: project, TimeoutMS: timeout.Milliseconds()}
 	var lacksBases bool
 	ask := func(h deltaHeader, frame []byte, idx []int) map[int]deltaVote {
 		lacksBases = false
@@ -971,7 +981,7 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 				_, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m))
 				return err
 			}
-			full := deltaMsg{Header: deltaHeader{Txn: e.Txn, Project: e.Project, Versions: vs, Seq: seqs[p]}}
+			full := deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: e.Txn, Project: e.Project, Versions: vs, Seq: seqs[p]}}
 			pv := held[p]
 			if pv != nil {
 				// A peer still preparing: its answer says whether it
@@ -1031,7 +1041,7 @@ func holdsAll(held map[int]bool, decided []int) bool {
 // ndRelease tells peers that no write of batch g they prepared was decided.
 // Best effort: a peer that misses it drops the entry at its deadline.
 func (c *Coordinator) ndRelease(g, project string, peers []string) {
-	msg := encodeDelta(deltaMsg{Header: deltaHeader{Txn: g, Project: project}})
+	msg := encodeDelta(deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: g, Project: project}})
 	for _, p := range peers {
 		c.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
@@ -1166,7 +1176,7 @@ func (c *Coordinator) baseReader(ctx context.Context, project string) func(ids [
 // A frame compressed against objects this site lacks gets their ids
 // instead of votes (it cannot tell which writes it holds).
 func (c *Coordinator) handlePrepareDelta(ctx context.Context, from string, payload []byte) ([]byte, error) {
-	m, err := decodeDelta(payload)
+	m, err := decodeDelta(payload, from)
 	if err != nil {
 		return nil, err
 	}
@@ -1281,7 +1291,7 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 // only move forward; what is still missing is fetched from the origin). No
 // versions means nothing of the batch was decided: forget it.
 func (c *Coordinator) handleCommitDelta(ctx context.Context, from string, payload []byte) ([]byte, error) {
-	m, err := decodeDelta(payload)
+	m, err := decodeDelta(payload, from)
 	if err != nil {
 		return nil, err
 	}

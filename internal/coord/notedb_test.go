@@ -41,12 +41,14 @@ func validDeltaMsgs(tb testing.TB) []deltaMsg {
 		}}, Frame: frame},
 		{Header: deltaHeader{Txn: g, Project: "p", Versions: []Version{{Ref: "refs/changes/45/12345/meta", Value: two, Version: 3, Site: "eu-west"}}}},
 		{Header: deltaHeader{Txn: g, Project: "p", Seq: 1 << 33, Versions: []Version{{Ref: "refs/sequences/changes", Value: seq, Version: 9, Site: "eu-west"}}}, Frame: frame},
+		{Header: deltaHeader{From: "eu-west", Txn: g, Project: "p", Seq: 3, Versions: []Version{{Ref: "refs/sequences/changes", Value: seq, Version: 9, Site: "eu-west"}}}, Frame: frame},
+		{Header: deltaHeader{From: "us-east", Txn: g, Project: "p", TimeoutMS: 1}, Frame: frame}, // another site's txn
 		// Versions named in the peer's prepared entry, one spelled out.
-		{Header: deltaHeader{Txn: g, Seq: 5, Entry: 3, Versions: []Version{{Version: 9, Site: "eu-west"}, {Version: 3}}, Named: []int{2, 0}}},
+		{Header: deltaHeader{From: "eu-west", Txn: g, Seq: 5, Entry: 3, Versions: []Version{{Version: 9, Site: "eu-west"}, {Version: 3}}, Named: []int{2, 0}}},
 		{Header: deltaHeader{Txn: "a-1-x", Entry: 1, Versions: []Version{{Ref: "refs/heads/main", Value: two, Version: 1, Site: "c"}, {Version: 1 << 40}}, Named: []int{-1, 0}}},
 		// A based frame: to prepare, and to commit with versions named in it.
 		{Header: deltaHeader{Txn: g, Project: "p", TimeoutMS: 10000}, Frame: based},
-		{Header: deltaHeader{Txn: g, Project: "p", Seq: 7, Versions: []Version{{Version: 9, Site: "eu-west"}, {Ref: "refs/x", Value: one, Version: 2}}, Named: []int{0, -1}}, Frame: based},
+		{Header: deltaHeader{From: "eu-west", Txn: g, Project: "p", Seq: 7, Versions: []Version{{Version: 9, Site: "eu-west"}, {Ref: "refs/x", Value: one, Version: 2}}, Named: []int{0, -1}}, Frame: based},
 	}
 }
 
@@ -86,7 +88,7 @@ func TestNameVersions(t *testing.T) {
 
 func TestDeltaWireRoundTrip(t *testing.T) {
 	for _, m := range validDeltaMsgs(t) {
-		got, err := decodeDelta(encodeDelta(m))
+		got, err := decodeDelta(encodeDelta(m), m.Header.From)
 		require.NoError(t, err)
 		require.Equal(t, m, got)
 	}
@@ -95,7 +97,7 @@ func TestDeltaWireRoundTrip(t *testing.T) {
 func TestDeltaWireRejects(t *testing.T) {
 	for _, tc := range deltaRejects(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeDelta(tc.in)
+			_, err := decodeDelta(tc.in, tc.from)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -129,15 +131,17 @@ func TestDeltaVotesRejects(t *testing.T) {
 // frame decoder behind it: each refuses with an error or yields a message
 // that survives a round trip unchanged.
 func FuzzDecodeDelta(f *testing.F) {
+	const from = "eu-west"
 	for _, m := range validDeltaMsgs(f) {
+		m.Header.From = from
 		f.Add(encodeDelta(m))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeDelta(b)
+		m, err := decodeDelta(b, from)
 		if err != nil {
 			return
 		}
-		again, err := decodeDelta(encodeDelta(m))
+		again, err := decodeDelta(encodeDelta(m), from)
 		if err != nil {
 			t.Fatalf("re-decoding %+v: %v", m.Header, err)
 		}

@@ -262,6 +262,9 @@ func checkUpdates(ups []Update) error {
 // against the receiver's objects (notedbfast.EncodeBased) or of its
 // prepared entry only the receiver can resolve (deltaHeader.resolve).
 type deltaHeader struct {
+	// From is the sending site, not on the wire (the transport names
+	// it): a txn id it made goes without its site.
+	From    string
 	Txn     string // the batch: names the peer's journal entry and the refdb records of a grouped decision
 	Project string
 	// TimeoutMS (prepare) is how long the origin waits for votes.
@@ -349,7 +352,7 @@ func encodeDelta(m deltaMsg) []byte {
 	}
 	b := make([]byte, 0, 64+40*len(h.Versions)+len(m.Frame))
 	b = append(b, flags)
-	b = appendTxn(b, h.Txn)
+	b = appendTxn(b, h.Txn, h.From)
 	if flags&deltaProject != 0 {
 		b = appendStr(b, h.Project)
 	}
@@ -400,11 +403,11 @@ func encodeDelta(m deltaMsg) []byte {
 	return append(b, m.Frame...)
 }
 
-// decodeDelta parses a delta envelope strictly. The frame is decoded here
-// only when versions refer to its updates; notedbfast.Codec.Decode reads
-// it under its own limits either way.
-func decodeDelta(b []byte) (deltaMsg, error) {
-	m, err := parseDelta(b)
+// decodeDelta parses a delta envelope from the site from strictly. The
+// frame is decoded here only when versions refer to its updates;
+// notedbfast.Codec.Decode reads it under its own limits either way.
+func decodeDelta(b []byte, from string) (deltaMsg, error) {
+	m, err := parseDelta(b, from)
 	if err != nil {
 		return deltaMsg{}, fmt.Errorf("malformed delta message: %w", err)
 	}
@@ -414,16 +417,17 @@ func decodeDelta(b []byte) (deltaMsg, error) {
 	return m, nil
 }
 
-func parseDelta(b []byte) (deltaMsg, error) {
+func parseDelta(b []byte, from string) (deltaMsg, error) {
 	var m deltaMsg
 	h := &m.Header
+	h.From = from
 	r := &wireReader{b: b}
 	flags := r.byte("flags")
 	if r.err == nil && flags&^deltaFlags != 0 {
 		return m, fmt.Errorf("unknown flags %#x", flags)
 	}
 	h.Pack = flags&deltaPack != 0
-	h.Txn = r.txn()
+	h.Txn = r.txn(from)
 	if flags&deltaProject != 0 {
 		h.Project = r.str("project")
 	}
@@ -669,12 +673,17 @@ func frameIndex(frame []byte) map[[2]string]int {
 }
 
 // appendTxn writes a txn id: one made by txn.New ("site-<hex ms>-<16
-// base32hex>") as uvarint(len(site)<<1|1), site, uvarint ms and the 10
-// random bytes; any other as uvarint(len<<1) and its bytes.
-func appendTxn(b []byte, id string) []byte {
+// base32hex>") as uvarint((len(site)+1)<<1|1) and site, or uvarint(1) if
+// site is the sender's (from, not ""), then uvarint ms and the 10 random
+// bytes; any other as uvarint(len<<1) and its bytes.
+func appendTxn(b []byte, id, from string) []byte {
 	if site, ms, rnd, ok := splitTxn(id); ok {
-		b = binary.AppendUvarint(b, uint64(len(site))<<1|1)
-		b = append(b, site...)
+		if from != "" && site == from {
+			b = binary.AppendUvarint(b, 1)
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(site)+1)<<1|1)
+			b = append(b, site...)
+		}
 		b = binary.AppendUvarint(b, ms)
 		return append(b, rnd...)
 	}
@@ -778,7 +787,8 @@ func (r *wireReader) str(what string) string {
 	return string(r.bytes(n, what))
 }
 
-func (r *wireReader) txn() string {
+// txn reads a txn id that from sent.
+func (r *wireReader) txn(from string) string {
 	v := r.uvarint("txn")
 	if v&1 == 0 {
 		n := v >> 1
@@ -792,12 +802,22 @@ func (r *wireReader) txn() string {
 		}
 		return id
 	}
-	n := v >> 1
-	if n > maxWireName {
-		r.fail("txn site of %d bytes", n)
+	var site string
+	switch n := v >> 1; {
+	case n == 0 && from == "":
+		r.fail("txn of the sender's site, which is unnamed")
 		return ""
+	case n == 0:
+		site = from
+	case n-1 > maxWireName:
+		r.fail("txn site of %d bytes", n-1)
+		return ""
+	default:
+		site = string(r.bytes(n-1, "txn site"))
+		if r.err == nil && from != "" && site == from {
+			r.fail("txn site %q of the sender spelled out", site)
+		}
 	}
-	site := string(r.bytes(n, "txn site"))
 	ms := r.uvarint("txn time")
 	rnd := r.bytes(10, "txn random")
 	if r.err != nil {
