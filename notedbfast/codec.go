@@ -245,6 +245,14 @@ func Projects(b []byte) ([]string, error) {
 	return h.projects, err
 }
 
+// BaseIDs returns the ids of the objects a frame is compressed against
+// (EncodeBased), reading only its header; none for a frame that Decode
+// reads by itself. Errors wrap ErrFrame or ErrVersion.
+func BaseIDs(b []byte) ([]string, error) {
+	h, err := readHeader(b, DefaultLimits())
+	return h.bases, err
+}
+
 // frameHeader is what a frame says before its compressed payload.
 type frameHeader struct {
 	projects []string
@@ -315,8 +323,12 @@ const (
 	baseDictID = 0
 	// maxBases and maxBaseBytes bound the history of a based frame.
 	maxBases     = 1024
-	maxBaseBytes = 512 << 10
+	maxBaseBytes = MaxBaseBytes
 )
+
+// MaxBaseBytes bounds the contents of the objects one frame is compressed
+// against: a reader for DecodeBased may refuse to read more.
+const MaxBaseBytes = 512 << 10
 
 // checkBases checks that each base is a known type whose id is its hash,
 // drops repeats, and bounds their number and size.

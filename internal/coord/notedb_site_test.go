@@ -167,6 +167,19 @@ func TestNoteDbHistoryReplicates(t *testing.T) {
 			raw := metric(t, a.URL(), "sitesync_notedb_delta_raw_bytes_sum", "")
 			frame := metric(t, a.URL(), "sitesync_notedb_delta_frame_bytes_sum", "")
 			t.Logf("%d writes: %d deltas, %d packs; delta frames %.0f bytes for %.0f raw (%.2f)", len(writes)+1, deltas, packs, frame, raw, frame/raw)
+			forms := map[string]float64{}
+			for _, f := range []string{"entry", "versions", "frame", "based", "spelled"} {
+				forms[f] = metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="`+f+`"`)
+			}
+			t.Logf("COMMIT-DELTAs by form: %v; prepares sent again plain: %.0f", forms, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="plain"`))
+			// Lone writes that build on the previous one go against it:
+			// in async mode every peer gets based frames, in quorum mode
+			// peers that prepared get the versions named in their entry.
+			if mode == "async" {
+				require.Greater(t, forms["based"], 0.0)
+			} else {
+				require.Greater(t, forms["entry"], 0.0)
+			}
 		})
 	}
 }
@@ -437,7 +450,46 @@ func TestNoteDbChain(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"c"`, "sync mode: c voted")
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="chain"`))
+	// The prepare went against the commit c lost: c named it, and got
+	// the plain frame before the chain.
+	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="plain"`))
 	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
+}
+
+// TestNoteDbAsyncMissingBase: in async mode a peer that lacks the commit a
+// COMMIT-DELTA's frame is compressed against (its copy was lost and its
+// ref rewound) refuses the frame; the origin spells the versions out, the
+// peer fetches the objects, and every site ends identical.
+func TestNoteDbAsyncMissingBase(t *testing.T) {
+	l := cluster(t, site.LocalOptions{Sites: 3, Mode: "async"})
+	e := gittest.Env(t)
+	a, c := l.Sites[0], l.Sites[2]
+	const project = "gerrit/based"
+	sitetest.CreateProject(t, a.URL(), project)
+	ws := metaChanges(1, 4, 5001, 13)[0]
+	for _, w := range ws[:3] {
+		loadObjects(t, e, repoDir(l, a, project), w.Objects)
+		code, body := post(t, a.URL(), project, w.updates())
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	requireConverged(t, e, l, project, map[string]string{ws[2].Ref: ws[2].New})
+	require.Zero(t, metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="spelled"`))
+	cdir := repoDir(l, c, project)
+	e.Run(t, cdir, "update-ref", ws[0].Ref, ws[0].New)
+	for _, w := range ws[1:3] {
+		for _, o := range w.Objects {
+			if o.Type == "commit" {
+				p := filepath.Join(cdir, "objects", o.ID[:2], o.ID[2:])
+				require.NoError(t, os.Remove(p), "the fast path should have stored %s loose", o.ID)
+			}
+		}
+	}
+	w := ws[3]
+	loadObjects(t, e, repoDir(l, a, project), w.Objects)
+	code, body := post(t, a.URL(), project, w.updates())
+	require.Equal(t, http.StatusOK, code, body)
+	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
+	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="spelled"`))
 }
 
 // TestNoteDbPackFallback: a peer that lacks more history than a chain may
@@ -509,5 +561,6 @@ func TestNoteDbPackFallback(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"c"`, "sync mode: c voted")
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="pack"`))
+	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="plain"`))
 	requireConverged(t, e, l, project, map[string]string{ref: w.New})
 }

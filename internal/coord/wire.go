@@ -240,22 +240,31 @@ func checkUpdates(ups []Update) error {
 // COMMIT-DELTA is a binary envelope (a JSON header cost more than the
 // frame of a lone write) followed by a notedbfast frame as raw bytes:
 //
-//	byte flags: deltaPack, deltaProject, deltaTimeout
-//	txn (appendTxn), [str project], [uvarint timeout ms]
+//	byte flags: deltaPack, deltaProject, deltaTimeout, deltaSeq, deltaEntry
+//	txn (appendTxn), [str project], [uvarint timeout ms], [uvarint seq],
+//	[uvarint entry updates]
 //	uvarint versions; per version:
-//	  byte: site (versionSite*) | versionInFrame
-//	  in frame: uvarint k, the frame's k-th update (over all its deltas)
-//	    names the ref and its new value is the version's value;
+//	  byte: site (versionSite*) | versionNamed
+//	  named: uvarint k, the k-th update (over all the frame's deltas, or
+//	    of the receiver's prepared entry with deltaEntry) names the ref
+//	    and its new value is the version's value;
 //	  else: ref name (notedbfast.AppendRefName), 20 bytes value
 //	  uvarint version, [str site]
 //	frame: the rest, possibly empty
 //
 // where str is uvarint length + bytes. The project is left out when the
-// frame names it (its only project); the site of a version is left out
-// when it is the site that made the txn id (the origin, nearly always).
-// The frame carries each write's txn and ref updates, so the header does
-// not repeat them.
+// frame names it (its only project) or with deltaEntry (the receiver's
+// entry names it); the site of a version is left out when it is the site
+// that made the txn id (the origin, nearly always). The frame carries
+// each write's txn and ref updates, so the header does not repeat them.
+// Versions that name updates of a plain frame are resolved when the
+// envelope is decoded; those that name updates of a frame compressed
+// against the receiver's objects (notedbfast.EncodeBased) or of its
+// prepared entry only the receiver can resolve (deltaHeader.resolve).
 type deltaHeader struct {
+	// From is the sending site, not on the wire (the transport names
+	// it): a txn id it made goes without its site.
+	From    string
 	Txn     string // the batch: names the peer's journal entry and the refdb records of a grouped decision
 	Project string
 	// TimeoutMS (prepare) is how long the origin waits for votes.
@@ -272,6 +281,17 @@ type deltaHeader struct {
 	// writes their objects in this order (a later batch may build on an
 	// earlier one's).
 	Seq uint64
+	// Entry (commit), when not 0, says the receiver holds a prepared entry
+	// for Txn of this many updates (it voted yes on every decided write of
+	// the batch at the first asking): the versions name its updates, and
+	// the project is the entry's (the envelope leaves it out).
+	Entry int
+	// Named (commit), when not nil, holds per version the index of the
+	// update that gives its ref and value, in the receiver's prepared entry
+	// (Entry) or over the deltas of a frame compressed against the
+	// receiver's objects, or -1 when the version spells them out. Decoded,
+	// a named version has no ref and value until resolve.
+	Named []int
 }
 
 // Envelope flags.
@@ -280,7 +300,8 @@ const (
 	deltaProject = 1 << 1 // the project is spelled out
 	deltaTimeout = 1 << 2
 	deltaSeq     = 1 << 3
-	deltaFlags   = deltaPack | deltaProject | deltaTimeout | deltaSeq
+	deltaEntry   = 1 << 4 // versions name the updates of the receiver's prepared entry
+	deltaFlags   = deltaPack | deltaProject | deltaTimeout | deltaSeq | deltaEntry
 )
 
 // Version flags: where its site comes from, and whether the frame names
@@ -290,8 +311,8 @@ const (
 	versionTxnSite = 1 // the site part of the envelope's txn id
 	versionSite    = 2 // spelled out
 	versionSites   = 3
-	versionInFrame = 1 << 2
-	versionFlags   = versionSites | versionInFrame
+	versionNamed   = 1 << 2 // an update of the frame or entry names it
+	versionFlags   = versionSites | versionNamed
 )
 
 // deltaMsg is a decoded delta envelope.
@@ -310,14 +331,17 @@ func encodeDelta(m deltaMsg) []byte {
 		flags |= deltaPack
 	}
 	var inFrame map[[2]string]int
-	if len(m.Frame) > 0 {
+	switch {
+	case h.Entry > 0:
+		flags |= deltaEntry
+	case len(m.Frame) > 0:
 		if ps, err := notedbfast.Projects(m.Frame); err != nil || len(ps) != 1 || ps[0] != h.Project {
 			flags |= deltaProject
 		}
-		if len(h.Versions) > 0 {
+		if len(h.Versions) > 0 && h.Named == nil {
 			inFrame = frameIndex(m.Frame)
 		}
-	} else {
+	default:
 		flags |= deltaProject
 	}
 	if h.TimeoutMS != 0 {
@@ -328,7 +352,7 @@ func encodeDelta(m deltaMsg) []byte {
 	}
 	b := make([]byte, 0, 64+40*len(h.Versions)+len(m.Frame))
 	b = append(b, flags)
-	b = appendTxn(b, h.Txn)
+	b = appendTxn(b, h.Txn, h.From)
 	if flags&deltaProject != 0 {
 		b = appendStr(b, h.Project)
 	}
@@ -338,9 +362,12 @@ func encodeDelta(m deltaMsg) []byte {
 	if flags&deltaSeq != 0 {
 		b = binary.AppendUvarint(b, h.Seq)
 	}
+	if flags&deltaEntry != 0 {
+		b = binary.AppendUvarint(b, uint64(h.Entry))
+	}
 	site, _ := txnSite(h.Txn)
 	b = binary.AppendUvarint(b, uint64(len(h.Versions)))
-	for _, v := range h.Versions {
+	for i, v := range h.Versions {
 		vf := byte(versionSite)
 		switch {
 		case v.Site == "":
@@ -349,8 +376,11 @@ func encodeDelta(m deltaMsg) []byte {
 			vf = versionTxnSite
 		}
 		k, ok := inFrame[[2]string{v.Ref, v.Value}]
+		if i < len(h.Named) && h.Named[i] >= 0 {
+			k, ok = h.Named[i], true
+		}
 		if ok {
-			vf |= versionInFrame
+			vf |= versionNamed
 		}
 		b = append(b, vf)
 		if ok {
@@ -373,11 +403,11 @@ func encodeDelta(m deltaMsg) []byte {
 	return append(b, m.Frame...)
 }
 
-// decodeDelta parses a delta envelope strictly. The frame is decoded here
-// only when versions refer to its updates; notedbfast.Codec.Decode reads
-// it under its own limits either way.
-func decodeDelta(b []byte) (deltaMsg, error) {
-	m, err := parseDelta(b)
+// decodeDelta parses a delta envelope from the site from strictly. The
+// frame is decoded here only when versions refer to its updates;
+// notedbfast.Codec.Decode reads it under its own limits either way.
+func decodeDelta(b []byte, from string) (deltaMsg, error) {
+	m, err := parseDelta(b, from)
 	if err != nil {
 		return deltaMsg{}, fmt.Errorf("malformed delta message: %w", err)
 	}
@@ -387,16 +417,17 @@ func decodeDelta(b []byte) (deltaMsg, error) {
 	return m, nil
 }
 
-func parseDelta(b []byte) (deltaMsg, error) {
+func parseDelta(b []byte, from string) (deltaMsg, error) {
 	var m deltaMsg
 	h := &m.Header
+	h.From = from
 	r := &wireReader{b: b}
 	flags := r.byte("flags")
 	if r.err == nil && flags&^deltaFlags != 0 {
 		return m, fmt.Errorf("unknown flags %#x", flags)
 	}
 	h.Pack = flags&deltaPack != 0
-	h.Txn = r.txn()
+	h.Txn = r.txn(from)
 	if flags&deltaProject != 0 {
 		h.Project = r.str("project")
 	}
@@ -413,6 +444,16 @@ func parseDelta(b []byte) (deltaMsg, error) {
 			return m, errors.New("seq 0 spelled out")
 		}
 	}
+	if flags&deltaEntry != 0 {
+		if flags&(deltaProject|deltaPack|deltaTimeout) != 0 {
+			return m, fmt.Errorf("flags %#x with an entry", flags)
+		}
+		k := r.uvarint("entry updates")
+		if r.err == nil && (k == 0 || k > maxUpdates) {
+			return m, fmt.Errorf("entry of %d updates", k)
+		}
+		h.Entry = int(k)
+	}
 	n := r.uvarint("versions")
 	if r.err != nil {
 		return m, r.err
@@ -420,11 +461,7 @@ func parseDelta(b []byte) (deltaMsg, error) {
 	if n > maxUpdates || n > uint64(len(r.b)/3) {
 		return m, fmt.Errorf("%d versions in %d bytes", n, len(r.b))
 	}
-	type ref struct {
-		at int // index into h.Versions
-		k  uint64
-	}
-	var refs []ref
+	var refs []namedRef
 	site, compact := txnSite(h.Txn)
 	for range n {
 		var v Version
@@ -435,8 +472,12 @@ func parseDelta(b []byte) (deltaMsg, error) {
 		if vf&^versionFlags != 0 || vf&versionSites == versionSites {
 			return m, fmt.Errorf("unknown version flags %#x", vf)
 		}
-		if vf&versionInFrame != 0 {
-			refs = append(refs, ref{at: len(h.Versions), k: r.uvarint("update index")})
+		if vf&versionNamed != 0 {
+			k := r.uvarint("update index")
+			if r.err == nil && k >= maxUpdates {
+				return m, fmt.Errorf("version names update %d", k)
+			}
+			refs = append(refs, namedRef{at: len(h.Versions), k: k})
 		} else {
 			ref, k, err := notedbfast.ReadRefName(r.b)
 			if err != nil && r.err == nil {
@@ -470,6 +511,16 @@ func parseDelta(b []byte) (deltaMsg, error) {
 	if len(r.b) > 0 {
 		m.Frame = r.b
 	}
+	if h.Entry > 0 {
+		if m.Frame != nil {
+			return m, errors.New("a frame with an entry")
+		}
+		if len(h.Versions) == 0 {
+			return m, errors.New("an entry without versions")
+		}
+		h.Named = named(len(h.Versions), refs)
+		return m, nil
+	}
 	if flags&deltaProject == 0 {
 		if m.Frame == nil {
 			return m, errors.New("no project and no frame to take it from")
@@ -491,6 +542,13 @@ func parseDelta(b []byte) (deltaMsg, error) {
 		if m.Frame == nil {
 			return m, errors.New("versions refer to a frame that is absent")
 		}
+		if bases, err := notedbfast.BaseIDs(m.Frame); err != nil {
+			return m, err
+		} else if len(bases) > 0 {
+			// Only the receiver, which holds the bases, reads the frame.
+			h.Named = named(len(h.Versions), refs)
+			return m, nil
+		}
 		ups, err := frameUpdates(m.Frame)
 		if err != nil {
 			return m, err
@@ -505,22 +563,70 @@ func parseDelta(b []byte) (deltaMsg, error) {
 	return m, nil
 }
 
+// namedRef is a version (index into the header's versions) that names
+// update k.
+type namedRef struct {
+	at int
+	k  uint64
+}
+
+// named returns, for n versions of which refs are named, each one's
+// index (-1: spelled out).
+func named(n int, refs []namedRef) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = -1
+	}
+	for _, f := range refs {
+		out[f.at] = int(f.k)
+	}
+	return out
+}
+
 func (h *deltaHeader) check() error {
-	if err := checkWrite(h.Txn, h.Project); err != nil {
+	if h.Entry > 0 {
+		// The project comes from the receiver's entry (resolve).
+		if h.Project != "" {
+			return errors.New("project with an entry")
+		}
+		if err := txn.Check(h.Txn); err != nil {
+			return err
+		}
+	} else if err := checkWrite(h.Txn, h.Project); err != nil {
 		return err
 	}
 	if h.TimeoutMS < 0 {
 		return fmt.Errorf("negative timeout %d", h.TimeoutMS)
 	}
-	if err := checkVersions(h.Versions); err != nil {
-		return err
+	if h.Named != nil && len(h.Named) != len(h.Versions) {
+		return fmt.Errorf("%d names for %d versions", len(h.Named), len(h.Versions))
 	}
-	for _, v := range h.Versions {
+	var spelled []Version
+	for i, v := range h.Versions {
+		if i >= len(h.Named) || h.Named[i] < 0 {
+			spelled = append(spelled, v)
+		}
 		if err := checkSite(v.Site); err != nil {
 			return err
 		}
 	}
-	return nil
+	return checkVersions(spelled)
+}
+
+// resolve fills in the named versions from ups (the receiver's prepared
+// entry's updates, or its based frame's over all deltas) and checks them.
+func (h *deltaHeader) resolve(ups []Update) error {
+	for i, k := range h.Named {
+		if k < 0 {
+			continue
+		}
+		if k >= len(ups) {
+			return fmt.Errorf("version names update %d of %d", k, len(ups))
+		}
+		h.Versions[i].Ref, h.Versions[i].Value = ups[k].Ref, ups[k].New
+	}
+	h.Named = nil
+	return checkVersions(h.Versions)
 }
 
 // frameUpdates returns the ref updates of a frame, over all its deltas in
@@ -552,8 +658,8 @@ var lastFrame struct {
 
 // frameIndex maps each (ref, new value) of a frame's updates to the index
 // of its last update; nil if the frame does not decode by itself (a frame
-// compressed against the peer's objects, notedbfast.EncodeBased): its
-// versions are then spelled out.
+// compressed against the peer's objects, notedbfast.EncodeBased): the
+// sender names its versions instead (deltaHeader.Named).
 func frameIndex(frame []byte) map[[2]string]int {
 	ups, err := frameUpdates(frame)
 	if err != nil {
@@ -567,12 +673,17 @@ func frameIndex(frame []byte) map[[2]string]int {
 }
 
 // appendTxn writes a txn id: one made by txn.New ("site-<hex ms>-<16
-// base32hex>") as uvarint(len(site)<<1|1), site, uvarint ms and the 10
-// random bytes; any other as uvarint(len<<1) and its bytes.
-func appendTxn(b []byte, id string) []byte {
+// base32hex>") as uvarint((len(site)+1)<<1|1) and site, or uvarint(1) if
+// site is the sender's (from, not ""), then uvarint ms and the 10 random
+// bytes; any other as uvarint(len<<1) and its bytes.
+func appendTxn(b []byte, id, from string) []byte {
 	if site, ms, rnd, ok := splitTxn(id); ok {
-		b = binary.AppendUvarint(b, uint64(len(site))<<1|1)
-		b = append(b, site...)
+		if from != "" && site == from {
+			b = binary.AppendUvarint(b, 1)
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(site)+1)<<1|1)
+			b = append(b, site...)
+		}
 		b = binary.AppendUvarint(b, ms)
 		return append(b, rnd...)
 	}
@@ -676,7 +787,8 @@ func (r *wireReader) str(what string) string {
 	return string(r.bytes(n, what))
 }
 
-func (r *wireReader) txn() string {
+// txn reads a txn id that from sent.
+func (r *wireReader) txn(from string) string {
 	v := r.uvarint("txn")
 	if v&1 == 0 {
 		n := v >> 1
@@ -690,12 +802,22 @@ func (r *wireReader) txn() string {
 		}
 		return id
 	}
-	n := v >> 1
-	if n > maxWireName {
-		r.fail("txn site of %d bytes", n)
+	var site string
+	switch n := v >> 1; {
+	case n == 0 && from == "":
+		r.fail("txn of the sender's site, which is unnamed")
 		return ""
+	case n == 0:
+		site = from
+	case n-1 > maxWireName:
+		r.fail("txn site of %d bytes", n-1)
+		return ""
+	default:
+		site = string(r.bytes(n-1, "txn site"))
+		if r.err == nil && from != "" && site == from {
+			r.fail("txn site %q of the sender spelled out", site)
+		}
 	}
-	site := string(r.bytes(n, "txn site"))
 	ms := r.uvarint("txn time")
 	rnd := r.bytes(10, "txn random")
 	if r.err != nil {
@@ -708,9 +830,13 @@ func (r *wireReader) txn() string {
 	return id
 }
 
-// deltaVotesMsg answers a PREPARE-DELTA: one vote per write of the frame.
+// deltaVotesMsg answers a PREPARE-DELTA: one vote per write of the frame,
+// or, for a frame compressed against objects the peer lacks (it cannot
+// read which writes the frame holds), those objects' ids: the origin asks
+// again with a plain frame.
 type deltaVotesMsg struct {
-	Votes []deltaVote `json:"votes"`
+	Votes        []deltaVote `json:"votes"`
+	MissingBases []string    `json:"missing_bases,omitempty"`
 }
 
 type deltaVote struct {
@@ -747,6 +873,14 @@ func (m *deltaVotesMsg) check() error {
 			if !git.IsID(id) {
 				return fmt.Errorf("invalid object id %q", id)
 			}
+		}
+	}
+	if len(m.MissingBases) > maxUpdates {
+		return fmt.Errorf("%d object ids exceed the limit of %d", len(m.MissingBases), maxUpdates)
+	}
+	for _, id := range m.MissingBases {
+		if !git.IsID(id) {
+			return fmt.Errorf("invalid object id %q", id)
 		}
 	}
 	return nil
