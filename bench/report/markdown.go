@@ -77,11 +77,17 @@ func floor(d time.Duration) string {
 	return ms(d)
 }
 
+// ratio has two decimals, or two significant digits below 0.1 (git's ref
+// advertisement can make a byte ratio 0.001).
 func ratio(f float64) string {
-	if f == 0 {
+	switch {
+	case f == 0:
 		return "—"
+	case f < 0.1:
+		return fmt.Sprintf("%.2g×", f)
+	default:
+		return fmt.Sprintf("%.2f×", f)
 	}
-	return fmt.Sprintf("%.2f×", f)
 }
 
 // rate is a throughput in Mbit/s and as a share of the link bandwidth.
