@@ -267,8 +267,12 @@ func (t *Target) Traffic(context.Context) (workload.Traffic, error) {
 
 // WireNote says what Traffic counts.
 func (t *Target) WireNote() string {
-	return "wire, " + t.name + ": TCP payload through the relays between the origin and its peers " +
+	n := "wire, " + t.name + ": TCP payload through the relays between the origin and its peers " +
 		"(HTTP and the git protocol: the ref advertisement, the negotiation and the pack)"
+	if t.name == FetchName {
+		n += "; the notification of the peer is modelled as a delay and carries no bytes"
+	}
+	return n
 }
 
 // Write performs u at the origin, starts its replication to every peer and
