@@ -70,6 +70,10 @@ type Target struct {
 	toOrig  map[string]string // peer → URL of the origin's project through the relay from that peer
 	servers []*http.Server
 	relays  []*link.TCPRelay
+	// toPeers are the relays whose clients are the origin (AtoB: origin →
+	// peer), fromPeers those whose target is the origin (AtoB: peer →
+	// origin).
+	toPeers, fromPeers []*link.TCPRelay
 
 	ctx    context.Context // replication; cancelled by Close
 	cancel context.CancelFunc
@@ -83,7 +87,10 @@ type Target struct {
 	closeErr  error
 }
 
-var _ workload.Target = (*Target)(nil)
+var (
+	_ workload.Target  = (*Target)(nil)
+	_ workload.Metered = (*Target)(nil)
+)
 
 type eventKey struct{ site, ref, value string }
 
@@ -158,11 +165,13 @@ func Start(ctx context.Context, cfg Config, name string, seed workload.Seed) (_ 
 		if err != nil {
 			return nil, fmt.Errorf("baseline relay to %q: %w", peer, err)
 		}
+		t.toPeers = append(t.toPeers, to)
 		from, err := t.relay(link.Config{Listen: "127.0.0.1:0", Target: hostPort(t.direct[origin]), Link: l, Reverse: true})
 		if err != nil {
 			return nil, fmt.Errorf("baseline relay from %q: %w", peer, err)
 		}
-		t.toPeer[peer], t.toOrig[peer] = t.url(to), t.url(from)
+		t.fromPeers = append(t.fromPeers, from)
+		t.toPeer[peer], t.toOrig[peer] = t.url(to.Addr().String()), t.url(from.Addr().String())
 	}
 	t.log.Debug("started", "dir", dir, "origin", t.direct[origin])
 	return t, nil
@@ -218,14 +227,14 @@ func streamChunked(h http.Handler) http.Handler {
 	})
 }
 
-func (t *Target) relay(c link.Config) (string, error) {
+func (t *Target) relay(c link.Config) (*link.TCPRelay, error) {
 	r, err := link.ListenTCP(c)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	t.relays = append(t.relays, r)
 	t.wg.Go(func() { _ = r.Run(t.ctx) })
-	return r.Addr().String(), nil
+	return r, nil
 }
 
 // Name is PushName or FetchName.
@@ -236,6 +245,35 @@ func (t *Target) Sites() []string { return t.cfg.Topology.Peers() }
 
 // Repo is the repository of site, for checks.
 func (t *Target) Repo(site string) string { return t.repos[site] }
+
+// Traffic is the TCP payload the relays between the origin and its peers
+// delivered so far: every byte of the replication (HTTP requests and
+// responses, the git protocol with its ref advertisement and negotiation,
+// the packs), nothing else crosses them.
+func (t *Target) Traffic(context.Context) (workload.Traffic, error) {
+	var tr workload.Traffic
+	for _, r := range t.toPeers {
+		st := r.Stats()
+		tr.Out += int64(st.AtoB.Bytes)
+		tr.In += int64(st.BtoA.Bytes)
+	}
+	for _, r := range t.fromPeers {
+		st := r.Stats()
+		tr.Out += int64(st.BtoA.Bytes)
+		tr.In += int64(st.AtoB.Bytes)
+	}
+	return tr, nil
+}
+
+// WireNote says what Traffic counts.
+func (t *Target) WireNote() string {
+	n := "wire, " + t.name + ": TCP payload through the relays between the origin and its peers " +
+		"(HTTP and the git protocol: the ref advertisement, the negotiation and the pack)"
+	if t.name == FetchName {
+		n += "; the notification of the peer is modelled as a delay and carries no bytes"
+	}
+	return n
+}
 
 // Write performs u at the origin, starts its replication to every peer and
 // returns when the origin holds it.

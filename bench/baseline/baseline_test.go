@@ -16,7 +16,7 @@ import (
 // TestTargets writes once through each kind of update at the origin of each
 // baseline target and checks that every peer then holds the value, and that
 // the time it took is what the git protocol over the emulated links must
-// cost at least.
+// cost at least, and that its relays counted bytes both ways.
 func TestTargets(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	rtt := 2 * delay
@@ -53,6 +53,9 @@ func TestTargets(t *testing.T) {
 			t.Cleanup(func() { require.NoError(t, tg.Close()) })
 			require.Equal(t, []string{"b", "c"}, tg.Sites())
 
+			before, err := tg.Traffic(ctx)
+			require.NoError(t, err)
+			require.Zero(t, before, "nothing crossed the links before the first write")
 			for _, u := range []workload.Update{
 				{Kind: workload.ClientPush, Ref: "refs/heads/main", Old: old, New: tip, Source: client},
 				{Kind: workload.LocalWrite, Ref: "refs/changes/01/1/meta", Old: workload.ZeroID, New: old},
@@ -68,6 +71,14 @@ func TestTargets(t *testing.T) {
 					require.False(t, at.Before(acked), "visible before the write was acknowledged")
 					require.GreaterOrEqual(t, at.Sub(start), tt.least, "%s %s at %s", u.Kind, u.Ref, site)
 				}
+				now, err := tg.Traffic(ctx)
+				require.NoError(t, err)
+				d := now.Sub(before)
+				before = now
+				// Each peer got at least a ref advertisement's worth of
+				// git protocol both ways (a ref line is ≥ 45 bytes).
+				require.Greater(t, d.Out, int64(2*45), "%s: out", u.Ref)
+				require.Greater(t, d.In, int64(2*45), "%s: in", u.Ref)
 			}
 			// A value never written is never visible.
 			vctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

@@ -29,6 +29,11 @@
 // instead of recompressing them. Automatic gc is off so unreachable objects
 // (the NoteDb replay's, see bench/workload) stay until the replay reaches them.
 //
+// A Target is workload.Metered: its Traffic is the TCP payload the relays
+// between the origin and its peers delivered, in both directions — the
+// whole replication (HTTP, the ref advertisement, the negotiation, the
+// pack), since nothing else crosses them.
+//
 // Concurrency: a Target's Write runs the replication of each update in
 // goroutines that outlive it; Visible may be called from many goroutines at
 // once; Close cancels and waits for every goroutine, relay and server the

@@ -240,6 +240,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			}
 			t0 := time.Now()
 			samples, err := runOne(ctx, f, s, func(t workload.Target) ([]report.Sample, error) {
+				if m, ok := t.(workload.Metered); ok && !slices.Contains(rep.Meta.Notes, m.WireNote()) {
+					rep.Meta.Notes = append(rep.Meta.Notes, m.WireNote())
+				}
 				switch w {
 				case Push:
 					return workload.Push(ctx, cfg, t, seed, o.Pushes)

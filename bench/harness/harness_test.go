@@ -34,12 +34,25 @@ func TestQuick(t *testing.T) {
 	require.Less(t, took, time.Minute, "--quick must run every workload in under a minute")
 	require.NoError(t, rep.Check())
 
-	// Every update of every workload has an ack, one visible per peer and a
-	// visible-at-all, for both baselines.
-	perUpdate := 1 + 2 + 1
+	// Every update of every workload has an ack, one visible per peer, a
+	// visible-at-all and its bytes on the wire (both directions, out), for
+	// both baselines.
+	perUpdate := 1 + 2 + 1 + 2
 	count := map[string]int{}
 	for _, s := range rep.Samples {
 		count[s.Workload+" "+s.Target]++
+		if s.Metric.IsWire() {
+			// A git replication of anything costs at least a ref
+			// advertisement and a pack header.
+			require.Greater(t, s.Wire, int64(100), "%+v", s)
+			require.Positive(t, s.Raw, "%+v", s)
+			require.Zero(t, s.Latency)
+		}
+		if s.Workload == Pack && s.Metric.IsWire() {
+			// Incompressible content crosses the link whole.
+			require.GreaterOrEqual(t, s.Wire, s.Raw, "%+v", s)
+			require.GreaterOrEqual(t, s.Raw, int64(QuickPackSize), "%+v", s)
+		}
 		if s.Metric == report.Visible || s.Metric == report.VisibleAll {
 			require.GreaterOrEqual(t, s.Latency, s.Floor, "%+v is faster than light", s)
 			require.Positive(t, s.Floor)
@@ -74,13 +87,21 @@ func TestQuick(t *testing.T) {
 		if s.Target == baseline.PushName {
 			require.InDelta(t, 1.0, s.RatioBaseline, 1e-9)
 		}
-		if s.Workload == Pack && s.Metric != report.Ack {
+		if s.Workload == Pack && s.Metric != report.Ack && !s.Metric.IsWire() {
 			require.Positive(t, s.Throughput)
+		}
+		if s.Metric.IsWire() {
+			require.LessOrEqual(t, s.WireP50, s.WireP90, "%+v", s)
+			require.Positive(t, s.RawP50, "%+v", s)
+			require.Positive(t, s.WireRawP50, "%+v", s)
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, report.MarkdownFile))
 	require.NoError(t, err)
 	require.Contains(t, string(md), "| notedb | git-fetch | visible_all |")
+	require.Contains(t, string(md), "## Bytes on the wire per update")
+	require.Contains(t, string(md), "| notedb | git-push | both |")
+	require.Contains(t, string(md), "wire, git-push: TCP payload")
 	t.Logf("summary:\n%s", md)
 	for _, w := range Workloads {
 		for _, kind := range []string{"cdf", "lag"} {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,17 @@ const (
 	// VisibleAll is the time from the start of an update until every peer
 	// site held it.
 	VisibleAll Metric = "visible_all"
+	// Wire is the bytes the system exchanged between the origin and its
+	// peers for one update, both directions, per peer (Sample.Wire), counted
+	// once the update was visible at every peer; Sample.Raw is what the
+	// update's objects weigh. Its Latency and Floor are 0.
+	Wire Metric = "wire"
+	// WireOut is the part of Wire the origin sent.
+	WireOut Metric = "wire_out"
 )
+
+// IsWire reports whether m counts bytes on the wire rather than a latency.
+func (m Metric) IsWire() bool { return m == Wire || m == WireOut }
 
 // Sample is one measured latency.
 type Sample struct {
@@ -38,6 +49,12 @@ type Sample struct {
 	// Bytes is the size of the objects the update added, when the workload
 	// knows it (the pack workload); throughput is Bytes/Latency.
 	Bytes int64 `json:"bytes,omitempty"`
+	// Wire is, for the Wire and WireOut metrics, the bytes counted on the
+	// wire for the update, per peer.
+	Wire int64 `json:"wire_bytes,omitempty"`
+	// Raw is the size of the contents of the objects the update brings
+	// (not compressed, not encoded), when the workload knows it.
+	Raw int64 `json:"raw_bytes,omitempty"`
 	// Start is when the update was started (wall clock).
 	Start time.Time `json:"start"`
 	// Latency is counted from Start.
@@ -178,14 +195,29 @@ type Summary struct {
 	// RatioBaseline is P50 divided by the baseline target's P50 for the same
 	// workload, metric and site (0 when there is none).
 	RatioBaseline float64 `json:"ratio_baseline,omitempty"`
+
+	// For the Wire and WireOut metrics (the latency fields are then 0, and
+	// RatioBaseline divides WireP50 by the baseline's): the nearest-rank
+	// percentiles of Sample.Wire, the median of Sample.Raw, and the median
+	// and 90th percentile of each update's Wire/Raw (updates whose Raw is
+	// known).
+	WireP50    int64   `json:"wire_p50_bytes,omitempty"`
+	WireP90    int64   `json:"wire_p90_bytes,omitempty"`
+	WireMax    int64   `json:"wire_max_bytes,omitempty"`
+	RawP50     int64   `json:"raw_p50_bytes,omitempty"`
+	WireRawP50 float64 `json:"wire_raw_p50,omitempty"`
+	WireRawP90 float64 `json:"wire_raw_p90,omitempty"`
 }
 
 // Percentile returns the p-th percentile (0 < p ≤ 100) of sorted by the
 // nearest-rank method: the smallest value with at least p% of the values at
 // or below it. It returns 0 for no values.
-func Percentile(sorted []time.Duration, p float64) time.Duration {
+func Percentile(sorted []time.Duration, p float64) time.Duration { return nearestRank(sorted, p) }
+
+func nearestRank[T cmp.Ordered](sorted []T, p float64) T {
 	if len(sorted) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	rank = min(max(rank, 1), len(sorted))
@@ -255,6 +287,9 @@ func Summarize(samples []Sample, baseline string) []Summary {
 			N: len(lat), P50: Percentile(lat, 50), P90: Percentile(lat, 90), P99: Percentile(lat, 99), Max: lat[len(lat)-1],
 			Floor: Percentile(floors, 50),
 		}
+		if k.metric.IsWire() {
+			wireSummary(&sum, g)
+		}
 		if len(rates) > 0 {
 			sum.Throughput = rates[(len(rates)-1)/2]
 		}
@@ -264,19 +299,46 @@ func Summarize(samples []Sample, baseline string) []Summary {
 		out = append(out, sum)
 	}
 	if baseline != "" {
-		base := make(map[key]time.Duration)
+		base := make(map[key]float64)
+		p50 := func(s Summary) float64 {
+			if s.Metric.IsWire() {
+				return float64(s.WireP50)
+			}
+			return float64(s.P50)
+		}
 		for _, s := range out {
 			if s.Target == baseline {
-				base[key{s.Workload, "", s.Metric, s.Site}] = s.P50
+				base[key{s.Workload, "", s.Metric, s.Site}] = p50(s)
 			}
 		}
 		for i, s := range out {
 			if b := base[key{s.Workload, "", s.Metric, s.Site}]; b > 0 {
-				out[i].RatioBaseline = float64(s.P50) / float64(b)
+				out[i].RatioBaseline = p50(s) / b
 			}
 		}
 	}
 	return out
+}
+
+// wireSummary fills the wire fields of sum from the samples g of a wire
+// metric.
+func wireSummary(sum *Summary, g []Sample) {
+	wire := make([]int64, 0, len(g))
+	var raw []int64
+	var ratio []float64
+	for _, s := range g {
+		wire = append(wire, s.Wire)
+		if s.Raw > 0 {
+			raw = append(raw, s.Raw)
+			ratio = append(ratio, float64(s.Wire)/float64(s.Raw))
+		}
+	}
+	slices.Sort(wire)
+	slices.Sort(raw)
+	slices.Sort(ratio)
+	sum.WireP50, sum.WireP90, sum.WireMax = nearestRank(wire, 50), nearestRank(wire, 90), wire[len(wire)-1]
+	sum.RawP50 = nearestRank(raw, 50)
+	sum.WireRawP50, sum.WireRawP90 = nearestRank(ratio, 50), nearestRank(ratio, 90)
 }
 
 func metricRank(m Metric) int {
@@ -287,8 +349,12 @@ func metricRank(m Metric) int {
 		return 1
 	case Visible:
 		return 2
-	default:
+	case Wire:
 		return 3
+	case WireOut:
+		return 4
+	default:
+		return 5
 	}
 }
 
@@ -309,6 +375,8 @@ func (r *Report) Check() error {
 			return fmt.Errorf("sample %d (%s %s %s): negative duration", i, s.Workload, s.Target, s.Metric)
 		case s.Metric == Visible && s.Site == "":
 			return fmt.Errorf("sample %d (%s %s): visible without site", i, s.Workload, s.Target)
+		case s.Wire < 0 || s.Raw < 0:
+			return fmt.Errorf("sample %d (%s %s %s): negative byte count", i, s.Workload, s.Target, s.Metric)
 		}
 	}
 	return nil

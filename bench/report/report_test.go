@@ -93,6 +93,72 @@ func TestSummarize(t *testing.T) {
 	require.Zero(t, sums[0].RatioFloor, "an ack without floor has no ratio")
 }
 
+// wireRun is sampleRun with the bytes on the wire of each update: git-push
+// sends 1000+i bytes out and gets 500 back, sitesync sends 100+i and gets
+// 10; every update brings 400 raw bytes.
+func wireRun() *Report {
+	r := sampleRun()
+	for _, s := range r.Samples {
+		if s.Metric != VisibleAll {
+			continue
+		}
+		out, in := int64(1000+s.Seq), int64(500)
+		if s.Target != "git-push" {
+			out, in = int64(100+s.Seq), 10
+		}
+		w := Sample{Workload: s.Workload, Target: s.Target, Seq: s.Seq, Ref: s.Ref, Start: s.Start, Raw: 400}
+		both, o := w, w
+		both.Metric, both.Wire = Wire, out+in
+		o.Metric, o.Wire = WireOut, out
+		r.Samples = append(r.Samples, both, o)
+	}
+	return r
+}
+
+func TestSummarizeWire(t *testing.T) {
+	r := wireRun()
+	require.NoError(t, r.Check())
+	var wire []Summary
+	for _, s := range Summarize(r.Samples, r.Meta.Baseline) {
+		if s.Metric.IsWire() {
+			wire = append(wire, s)
+		}
+	}
+	require.Len(t, wire, 4)
+	gp, ss, gpOut := wire[0], wire[1], wire[2]
+	require.Equal(t, "git-push wire", gp.Target+" "+string(gp.Metric))
+	require.Equal(t, "sitesync/quorum wire", ss.Target+" "+string(ss.Metric))
+	require.Equal(t, "git-push wire_out", gpOut.Target+" "+string(gpOut.Metric))
+	require.Equal(t, 10, gp.N)
+	require.EqualValues(t, 1504, gp.WireP50) // 5th of 1500…1509
+	require.EqualValues(t, 1508, gp.WireP90)
+	require.EqualValues(t, 1509, gp.WireMax)
+	require.EqualValues(t, 400, gp.RawP50)
+	require.InDelta(t, 1504.0/400, gp.WireRawP50, 1e-9)
+	require.InDelta(t, 1508.0/400, gp.WireRawP90, 1e-9)
+	require.InDelta(t, 1.0, gp.RatioBaseline, 1e-9)
+	require.InDelta(t, 114.0/1504, ss.RatioBaseline, 1e-9)
+	require.EqualValues(t, 1004, gpOut.WireP50)
+	require.Zero(t, gp.P50, "a wire row has no latency")
+
+	bad := Report{Samples: []Sample{{Workload: "w", Target: "t", Metric: Wire, Wire: -1}}}
+	require.Error(t, bad.Check())
+}
+
+func TestWriteMarkdownWire(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, wireRun().WriteMarkdown(&b))
+	md := b.String()
+	require.Contains(t, md, "## Bytes on the wire per update")
+	// Each target's rows together, both directions first.
+	i := strings.Index(md, "| push | git-push | both | 10 | 1504 B | 1508 B | 1509 B | 400 B | 3.76× | 3.77× | 1.00× |")
+	j := strings.Index(md, "| push | git-push | out | 10 | 1004 B |")
+	k := strings.Index(md, "| push | sitesync/quorum | both | 10 | 114 B | 118 B | 119 B | 400 B | 0.28× | 0.29× | 0.076× |")
+	require.True(t, i >= 0 && j > i && k > j, "%s", md)
+	// The latency table keeps its rows.
+	require.Equal(t, 6+4, strings.Count(md, "\n| push |"))
+}
+
 func TestWriteDir(t *testing.T) {
 	r := sampleRun()
 	require.NoError(t, r.Check())

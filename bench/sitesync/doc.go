@@ -57,6 +57,15 @@
 // the peers' D), which removes the 4D from the acknowledgement — the
 // optimistic case of a refdb whose leader is in the writer's region.
 //
+// # Bytes on the wire
+//
+// A Target is workload.Metered: its Traffic is what the origin's transport
+// counted towards its peers (sitesync_transport_sent_bytes_total and
+// sitesync_transport_received_bytes_total{peer} at the origin's /metrics:
+// frames and stream bodies, without QUIC and UDP overhead), plus the TCP
+// payload of the HTTP relays between the origin and its peers (nothing
+// crosses them in normal operation). The refdb's traffic is not counted.
+//
 // # Concurrency
 //
 // A Target allows the runners' use: one Write at a time, Visible for every

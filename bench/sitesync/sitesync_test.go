@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/bench/baseline"
 	"github.com/sitesync/sitesync/bench/harness"
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/bench/report"
@@ -19,10 +20,11 @@ import (
 )
 
 // TestQuick runs every workload in quick mode against every sitesync mode
-// over short emulated links, so the target and its wiring into the harness
-// cannot rot, and checks that each update was acknowledged, seen at every
-// peer no sooner than the links allow, and that every site ends with the
-// origin's refs.
+// and git-push over short emulated links, so the target and its wiring into
+// the harness cannot rot, and checks that each update was acknowledged, seen
+// at every peer no sooner than the links allow, and that its bytes on the
+// wire were counted: for a NoteDb update, fewer than git-push's (sitesync
+// ships the new objects without git's ref advertisement and negotiation).
 func TestQuick(t *testing.T) {
 	env := gittest.Env(t)
 	g := &workload.Git{Env: env.Vars()}
@@ -34,7 +36,9 @@ func TestQuick(t *testing.T) {
 	rep, err := harness.Run(context.Background(), harness.Options{
 		Quick: true, Seed: seed, Topology: topo, Dir: t.TempDir(), Out: out, Git: g,
 		Pushes: 3, NoteDbUpdates: 6,
-		Factories: []workload.Factory{}, // sitesync only: the baselines have tests of their own
+		// git-push only, to compare bytes on the wire; the baselines have
+		// tests of their own.
+		Factories: baseline.Factories(baseline.Config{Topology: topo, Git: g, Dir: t.TempDir()})[:1],
 		More: func(e harness.Env) []workload.Factory {
 			var fs []workload.Factory
 			for _, f := range sitesync.Factories(sitesync.Config{Topology: e.Topology, Git: e.Git, Dir: e.Dir, Log: e.Log}) {
@@ -58,21 +62,43 @@ func TestQuick(t *testing.T) {
 	require.Len(t, started, 3*len(harness.Workloads))
 
 	count := map[string]int{}
+	wire := map[string][]int64{} // target → wire_out of each notedb update
 	for _, s := range rep.Samples {
 		count[s.Workload+" "+s.Target]++
+		if s.Metric.IsWire() {
+			require.Positive(t, s.Wire, "%+v", s)
+			require.Positive(t, s.Raw, "%+v", s)
+		}
+		if s.Workload == harness.NoteDb && s.Metric == report.WireOut {
+			wire[s.Target] = append(wire[s.Target], s.Wire)
+		}
 		if s.Metric == report.Visible {
 			require.GreaterOrEqual(t, s.Latency, s.Floor, "%+v is faster than light", s)
 		}
-		if s.Metric == report.Ack && s.Target != sitesync.Name(sitesync.Async) {
+		if s.Metric == report.Ack && (s.Target == sitesync.Name(sitesync.Quorum) || s.Target == sitesync.Name(sitesync.Sync)) {
 			require.GreaterOrEqual(t, s.Latency, 2*topo.Profile.Delay, "%+v: a vote needs a round trip", s)
 		}
 	}
-	perUpdate := 1 + 2 + 1
-	for _, m := range sitesync.Modes {
-		n := sitesync.Name(m)
+	perUpdate := 1 + 2 + 1 + 2
+	for _, n := range []string{sitesync.Name(sitesync.Async), sitesync.Name(sitesync.Quorum), sitesync.Name(sitesync.Sync), baseline.PushName} {
 		require.Equal(t, 3*perUpdate, count[harness.Push+" "+n], n)
 		require.Equal(t, harness.QuickPacks*perUpdate, count[harness.Pack+" "+n], n)
 		require.Equal(t, 6*perUpdate, count[harness.NoteDb+" "+n], n)
+	}
+	// The origin sends fewer bytes per NoteDb update than git-push: the
+	// medians, and each update.
+	git := wire[baseline.PushName]
+	for _, m := range sitesync.Modes {
+		n := sitesync.Name(m)
+		require.Len(t, wire[n], len(git), n)
+		for i, b := range wire[n] {
+			require.Less(t, b, git[i], "%s: notedb update %d: %d bytes out per peer, git-push %d", n, i, b, git[i])
+		}
+	}
+	for _, s := range report.Summarize(rep.Samples, rep.Meta.Baseline) {
+		if s.Workload == harness.NoteDb && s.Metric.IsWire() {
+			t.Logf("notedb %s %s: p50 %d B per peer, raw %d B, ×%.2f", s.Target, s.Metric, s.WireP50, s.RawP50, s.WireRawP50)
+		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, report.MarkdownFile))
 	require.NoError(t, err)

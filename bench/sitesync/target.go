@@ -122,8 +122,9 @@ type Target struct {
 }
 
 var (
-	_ workload.Target = (*Target)(nil)
-	_ workload.Quorum = (*Target)(nil)
+	_ workload.Target  = (*Target)(nil)
+	_ workload.Quorum  = (*Target)(nil)
+	_ workload.Metered = (*Target)(nil)
 )
 
 // Start starts a cluster in mode with cfg's topology and brings every site

@@ -91,6 +91,11 @@ func (c *client) commit(ctx context.Context, msg string, files []file) (Update, 
 		return Update{}, fmt.Errorf("client commit: %w", err)
 	}
 	u := Update{Kind: ClientPush, Ref: c.ref, Old: c.tip, New: tip, Source: c.dir, Bytes: total}
+	us := []Update{u}
+	if err := c.git.SetRaw(ctx, c.dir, us); err != nil {
+		return Update{}, fmt.Errorf("client commit: %w", err)
+	}
+	u = us[0]
 	c.tip = tip
 	return u, nil
 }

@@ -23,6 +23,19 @@
 // Building an update's objects in the client repository happens before the
 // clock starts.
 //
+// # Bytes on the wire
+//
+// Each update's Raw size is what its new objects weigh: the contents of the
+// objects `git rev-list --objects New --not Old` names, summed, computed
+// while the corpus or the client commit is prepared. If the Target is
+// [Metered], the runner reads its [Traffic] before the first update and
+// once each update is visible at every peer (outside the timed span), and
+// records the difference per peer: report.Wire (both directions) and
+// report.WireOut (what the origin sent), each with the update's Raw. The
+// updates are sequential, so every byte is counted for exactly one update;
+// a byte sent after an update was visible (a late acknowledgement) counts
+// for the next one.
+//
 // # NoteDb replay
 //
 // [PrepareNoteDb] turns a corpus (a git bundle or bare repository of a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -85,6 +86,66 @@ func (g *Git) Configure(ctx context.Context, dir string, kv ...string) error {
 func CopyRepo(src, dst string) error {
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		return fmt.Errorf("copy repository %q: %w", src, err)
+	}
+	return nil
+}
+
+// SetRaw sets the Raw size of every update from the repository at dir, which
+// must hold every update's objects: one `git rev-list --objects New --not
+// Old` per update, then one `git cat-file --batch-check` for every object
+// named, so an object several updates bring counts in each.
+func (g *Git) SetRaw(ctx context.Context, dir string, updates []Update) error {
+	objects := make([][]string, len(updates))
+	size := make(map[string]int64)
+	var ids strings.Builder
+	for i, u := range updates {
+		args := []string{"rev-list", "--objects", u.New}
+		if u.Old != ZeroID && u.Old != "" {
+			args = append(args, "--not", u.Old)
+		}
+		out, err := g.Run(ctx, dir, nil, args...)
+		if err != nil {
+			return fmt.Errorf("raw size of %s: %w", u.Ref, err)
+		}
+		for line := range strings.Lines(out) {
+			id, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if id == "" {
+				continue
+			}
+			objects[i] = append(objects[i], id)
+			if _, ok := size[id]; !ok {
+				size[id] = -1
+				ids.WriteString(id + "\n")
+			}
+		}
+	}
+	if ids.Len() == 0 {
+		return nil
+	}
+	out, err := g.Run(ctx, dir, strings.NewReader(ids.String()), "cat-file", "--batch-check=%(objectname) %(objectsize)")
+	if err != nil {
+		return fmt.Errorf("raw sizes: %w", err)
+	}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return fmt.Errorf("raw sizes: cat-file said %q", strings.TrimSpace(line))
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("raw sizes: cat-file said %q: %w", strings.TrimSpace(line), err)
+		}
+		size[f[0]] = n
+	}
+	for i := range updates {
+		var raw int64
+		for _, id := range objects[i] {
+			if size[id] < 0 {
+				return fmt.Errorf("raw size of %s: object %s missing", updates[i].Ref, id)
+			}
+			raw += size[id]
+		}
+		updates[i].Raw = raw
 	}
 	return nil
 }

@@ -64,6 +64,11 @@ func PrepareNoteDb(ctx context.Context, g *Git, corpus, dir, project string, lim
 	if limit > 0 && limit < len(all) {
 		window = all[len(all)-limit:]
 	}
+	// Each update's raw size, while every object is at hand (before the
+	// clock of any run starts).
+	if err := g.SetRaw(ctx, full, window); err != nil {
+		return nil, fmt.Errorf("notedb corpus %q: %w", corpus, err)
+	}
 	// Each meta ref starts at its value before its first replayed update,
 	// or at its tip if none of its updates is replayed.
 	start := make(map[string]string, len(chains))
@@ -227,9 +232,13 @@ func (h *chainHeap) Pop() any {
 // NoteDb runs the notedb workload against t, whose sites started from
 // r.Seed: every update of r, in order, as a local write at the origin.
 func NoteDb(ctx context.Context, cfg Config, t Target, r *Replay) ([]report.Sample, error) {
+	mt, err := newMeter(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("notedb workload: %w", err)
+	}
 	var out []report.Sample
 	for i, u := range r.Updates {
-		s, err := measure(ctx, cfg, t, "notedb", i, u)
+		s, err := measure(ctx, cfg, t, mt, "notedb", i, u)
 		if err != nil {
 			return out, err
 		}

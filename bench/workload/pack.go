@@ -21,6 +21,10 @@ func Pack(ctx context.Context, cfg Config, t Target, seed string, size int64, co
 	if err != nil {
 		return nil, fmt.Errorf("pack workload: %w", err)
 	}
+	mt, err := newMeter(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("pack workload: %w", err)
+	}
 	var out []report.Sample
 	for i := range count {
 		var files []file
@@ -37,7 +41,7 @@ func Pack(ctx context.Context, cfg Config, t Target, seed string, size int64, co
 		if err != nil {
 			return out, fmt.Errorf("pack workload: %w", err)
 		}
-		s, err := measure(ctx, cfg, t, "pack", i, u)
+		s, err := measure(ctx, cfg, t, mt, "pack", i, u)
 		if err != nil {
 			return out, err
 		}

@@ -20,6 +20,10 @@ func Push(ctx context.Context, cfg Config, t Target, seed string, count int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("push workload: %w", err)
 	}
+	mt, err := newMeter(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("push workload: %w", err)
+	}
 	var out []report.Sample
 	for i := range count {
 		line := fmt.Sprintf("push %d of the push workload\n", i)
@@ -32,7 +36,7 @@ func Push(ctx context.Context, cfg Config, t Target, seed string, count int) ([]
 		}
 		// A small push is measured against the small-update floors.
 		u.Bytes = 0
-		s, err := measure(ctx, cfg, t, "push", i, u)
+		s, err := measure(ctx, cfg, t, mt, "push", i, u)
 		if err != nil {
 			return out, err
 		}

@@ -33,8 +33,42 @@ func (c Config) log() *slog.Logger {
 	return c.Log
 }
 
-// measure performs one update and returns its samples.
-func measure(ctx context.Context, cfg Config, t Target, workload string, seq int, u Update) ([]report.Sample, error) {
+// meter reads a Metered Target's traffic between updates.
+type meter struct {
+	m    Metered // nil: t is not Metered
+	last Traffic
+}
+
+// newMeter takes the first reading, before the first update.
+func newMeter(ctx context.Context, t Target) (*meter, error) {
+	m, ok := t.(Metered)
+	if !ok {
+		return &meter{}, nil
+	}
+	last, err := m.Traffic(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s traffic: %w", t.Name(), err)
+	}
+	return &meter{m: m, last: last}, nil
+}
+
+// next returns the traffic since the last reading.
+func (m *meter) next(ctx context.Context) (Traffic, error) {
+	now, err := m.m.Traffic(ctx)
+	if err != nil {
+		return Traffic{}, err
+	}
+	d := now.Sub(m.last)
+	m.last = now
+	return d, nil
+}
+
+// measure performs one update and returns its samples. mt, if it meters
+// t, is read once every peer holds the update, outside the timed span:
+// what the Target exchanged since the previous reading is this update's
+// (the updates are sequential; late bytes of one update, an
+// acknowledgement after the value was visible, count in the next).
+func measure(ctx context.Context, cfg Config, t Target, mt *meter, workload string, seq int, u Update) ([]report.Sample, error) {
 	w := 1
 	if q, ok := t.(Quorum); ok {
 		w = q.AckSites()
@@ -44,7 +78,7 @@ func measure(ctx context.Context, cfg Config, t Target, workload string, seq int
 	if err != nil {
 		return nil, fmt.Errorf("%s update %d (%s): %w", workload, seq, u.Ref, err)
 	}
-	base := report.Sample{Workload: workload, Target: t.Name(), Seq: seq, Ref: u.Ref, Bytes: u.Bytes, Start: start}
+	base := report.Sample{Workload: workload, Target: t.Name(), Seq: seq, Ref: u.Ref, Bytes: u.Bytes, Raw: u.Raw, Start: start}
 	ack := base
 	ack.Metric, ack.Latency, ack.Floor = report.Ack, acked.Sub(start), cfg.Topology.AckFloor(w, u.Bytes)
 	out := []report.Sample{ack}
@@ -77,6 +111,18 @@ func measure(ctx context.Context, cfg Config, t Target, workload string, seq int
 	}
 	if len(sites) > 0 {
 		out = append(out, all)
+	}
+	if mt != nil && mt.m != nil && len(sites) > 0 {
+		d, err := mt.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s update %d: traffic: %w", workload, seq, err)
+		}
+		peers := int64(len(sites))
+		w := base
+		w.Metric, w.Wire = report.Wire, (d.Out+d.In)/peers
+		wo := base
+		wo.Metric, wo.Wire = report.WireOut, d.Out/peers
+		out = append(out, w, wo)
 	}
 	cfg.log().Debug("update done", "workload", workload, "target", t.Name(), "seq", seq, "ref", u.Ref,
 		"ack", ack.Latency, "visible_all", all.Latency)

@@ -37,8 +37,15 @@ type Update struct {
 	Old, New string
 	// Source is the client repository holding New's objects (ClientPush).
 	Source string
-	// Bytes is the size of the objects New adds, when known.
+	// Bytes is the size of the objects New adds, when the floors should
+	// count their transfer time (the pack workload); 0 measures the update
+	// against the small-update floors.
 	Bytes int64
+	// Raw is the size of the contents of the objects New brings that Old
+	// does not reach (git rev-list --objects New --not Old, summed object
+	// sizes): what the update must ship before any compression. 0 when
+	// unknown.
+	Raw int64
 }
 
 // Target is the system under test, started at an origin site and a set of
@@ -65,6 +72,32 @@ type Target interface {
 // acknowledges on the origin alone.
 type Quorum interface {
 	AckSites() int
+}
+
+// Traffic is what an origin site exchanged with its peers, summed over the
+// peers, since its Target started.
+type Traffic struct {
+	// Out is the bytes the origin sent to its peers, In the bytes it got
+	// from them.
+	Out, In int64
+}
+
+// Sub is t minus an earlier reading.
+func (t Traffic) Sub(earlier Traffic) Traffic {
+	return Traffic{Out: t.Out - earlier.Out, In: t.In - earlier.In}
+}
+
+// Metered is implemented by a Target that counts the bytes between its
+// origin and its peers. What a byte is depends on the Target (see its doc):
+// the baselines count TCP payload through the relays (HTTP and the git
+// protocol, ref advertisement included), sitesync its transport's frames
+// and stream bodies. The runners read it before the first update and after
+// each update is visible everywhere, never while an update is timed.
+type Metered interface {
+	// Traffic returns the counts so far.
+	Traffic(ctx context.Context) (Traffic, error)
+	// WireNote says what the counts count, for the report's notes.
+	WireNote() string
 }
 
 // Seed is the state every site of a Target starts from: bare repositories

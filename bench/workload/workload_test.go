@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,15 @@ func TestPrepareNoteDb(t *testing.T) {
 				g2(t, g, r.Seed.Origin, "cat-file", "-e", u.New)
 				_, err := g.Run(ctx, r.Seed.Peers, nil, "cat-file", "-e", u.New)
 				require.Error(t, err, "peer must not hold %s before the replay", u.New)
+				// Each synthetic meta commit brings itself, its tree and
+				// its one note blob.
+				var raw int64
+				for _, obj := range []string{u.New, u.New + "^{tree}", u.New + ":ps1"} {
+					n, err := strconv.ParseInt(strings.TrimSpace(g2(t, g, r.Seed.Origin, "cat-file", "-s", obj)), 10, 64)
+					require.NoError(t, err)
+					raw += n
+				}
+				require.Equal(t, raw, u.Raw, "raw bytes of update %d", i)
 			}
 			// After the replay every meta ref is at its tip in the corpus.
 			for ref, v := range cur {
