@@ -9,6 +9,11 @@
 // in dependency order. A Codec encodes one or more writes (Delta) as one
 // versioned frame: raw objects and ref updates, zstd-compressed with a
 // dictionary trained on generated NoteDb text (internal/gendict, embedded).
+// Object ids are not sent: the decoder hashes the contents. A small batch
+// may go as a based frame (EncodeBased): compressed against objects the
+// peer already holds — each update's old commit, its notes tree and the
+// notes it replaces (Bases) — which the peer reads from its own repository
+// to decode (DecodeBased); a peer lacking them gets a plain frame.
 // A Batcher coalesces concurrent writes (group commit) into one flush while
 // an earlier one is in flight, each write keeping its own result; a flush
 // may release its slot early (after its decision) so the next batch starts.
