@@ -125,7 +125,7 @@ type noteDB struct {
 // inOrder is where a peer is in one origin's numbered COMMIT-DELTAs of a
 // project.
 type inOrder struct {
-	next    uint64        // the Seq whose turn it is; 0: none seen yet
+	next    uint64        // the Seq whose turn it is; 0: none seen yet (1 is)
 	advance chan struct{} // closed and replaced when next moves
 }
 
@@ -139,7 +139,8 @@ const orderWait = 500 * time.Millisecond
 // may write its objects (or orderWait passed), and returns the function to
 // call once it has. An unnumbered message, or one numbered at or below the
 // next expected (a duplicate, or an origin that restarted and counts
-// anew), goes at once.
+// anew), goes at once. Before the first, 1 is expected: a peer that
+// restarted waits orderWait once for a predecessor it will not see.
 func (n *noteDB) turn(ctx context.Context, origin, project string, seq uint64) func() {
 	if seq == 0 {
 		return func() {}
@@ -153,7 +154,7 @@ func (n *noteDB) turn(ctx context.Context, origin, project string, seq uint64) f
 		st = &inOrder{advance: make(chan struct{})}
 		n.in[key] = st
 	}
-	for st.next != 0 && seq > st.next {
+	for seq > max(st.next, 1) {
 		ch := st.advance
 		n.inMu.Unlock()
 		waited := true
