@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sitesync/sitesync/internal/wirebuf"
 )
 
 // Version is the delta frame format this package writes and reads. A frame
@@ -267,21 +269,21 @@ func readHeader(b []byte, lim Limits) (frameHeader, error) {
 	if err != nil {
 		return frameHeader{}, err
 	}
-	r := &reader{b: rest}
+	r := &reader{wirebuf.Reader{B: rest}}
 	budget := maxBases
 	n := r.count("bases", &budget, 20)
 	h := frameHeader{projects: ps}
 	for range n {
 		id := r.id("base")
-		if r.err == nil && slices.Contains(h.bases, id) {
-			r.fail("base %s named twice", id)
+		if r.Err == nil && slices.Contains(h.bases, id) {
+			r.Fail("base %s named twice", id)
 		}
 		h.bases = append(h.bases, id)
 	}
-	if r.err != nil {
-		return frameHeader{}, fmt.Errorf("%w: header: %v", ErrFrame, r.err)
+	if r.Err != nil {
+		return frameHeader{}, fmt.Errorf("%w: header: %v", ErrFrame, r.Err)
 	}
-	h.z = r.b
+	h.z = r.B
 	return h, nil
 }
 
@@ -295,24 +297,24 @@ func readProjects(b []byte, lim Limits) ([]string, []byte, error) {
 	if v := b[0] & 0x0f; v != Version {
 		return nil, nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, v, Version)
 	}
-	r := &reader{b: b[1:]}
+	r := &reader{wirebuf.Reader{B: b[1:]}}
 	budget := lim.MaxDeltas
 	n := r.count("projects", &budget, 2)
-	if r.err == nil && n == 0 {
-		r.fail("no projects")
+	if r.Err == nil && n == 0 {
+		r.Fail("no projects")
 	}
 	ps := make([]string, 0, n)
 	for range n {
 		p := r.str("project")
-		if r.err == nil && (p == "" || slices.Contains(ps, p)) {
-			r.fail("project %q is empty or named twice", p)
+		if r.Err == nil && (p == "" || slices.Contains(ps, p)) {
+			r.Fail("project %q is empty or named twice", p)
 		}
 		ps = append(ps, p)
 	}
-	if r.err != nil {
-		return nil, nil, fmt.Errorf("%w: header: %v", ErrFrame, r.err)
+	if r.Err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrFrame, r.Err)
 	}
-	return ps, r.b, nil
+	return ps, r.B, nil
 }
 
 // Bases of a frame.
@@ -785,70 +787,28 @@ func appendID(b []byte, id string) ([]byte, error) {
 }
 
 // reader consumes a payload; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+type reader struct{ wirebuf.Reader }
 
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (r *reader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, k := binary.Uvarint(r.b)
-	if k <= 0 {
-		r.fail("truncated at %s", what)
-		return 0
-	}
-	r.b = r.b[k:]
-	return v
-}
-
-func (r *reader) bytes(n uint64, what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.fail("truncated at %s", what)
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) str(what string) string {
-	n := r.uvarint(what)
-	if n > maxName {
-		r.fail("%s of %d bytes is too long", what, n)
-		return ""
-	}
-	return string(r.bytes(n, what))
-}
+func (r *reader) str(what string) string { return r.String(what, maxName) }
 
 func (r *reader) id(what string) string {
-	return hex.EncodeToString(r.bytes(20, what))
+	return hex.EncodeToString(r.Bytes(20, what))
 }
 
 // count reads a count and checks it against the budget left and against
 // what the remaining bytes could hold at minSize bytes per item, so a
 // count alone can never make the decoder allocate much.
 func (r *reader) count(what string, budget *int, minSize int) int {
-	n := r.uvarint(what)
-	if r.err != nil {
+	n := r.Uvarint(what)
+	if r.Err != nil {
 		return 0
 	}
 	if n > uint64(*budget) {
-		r.fail("%d %s exceed the limit", n, what)
+		r.Fail("%d %s exceed the limit", n, what)
 		return 0
 	}
-	if n > uint64(len(r.b)/minSize) {
-		r.fail("truncated: %d %s in %d bytes", n, what, len(r.b))
+	if n > uint64(len(r.B)/minSize) {
+		r.Fail("truncated: %d %s in %d bytes", n, what, len(r.B))
 		return 0
 	}
 	*budget -= int(n)
@@ -857,8 +817,8 @@ func (r *reader) count(what string, budget *int, minSize int) int {
 
 // ref reads an id written by marshal's ref encoding.
 func (r *reader) ref(objs []Object, what string) string {
-	kind := r.bytes(1, what)
-	if r.err != nil {
+	kind := r.Bytes(1, what)
+	if r.Err != nil {
 		return ""
 	}
 	switch kind[0] {
@@ -867,12 +827,12 @@ func (r *reader) ref(objs []Object, what string) string {
 	case refLiteral:
 		return r.id(what)
 	case refObject, refParent:
-		k := r.uvarint(what)
-		if r.err != nil {
+		k := r.Uvarint(what)
+		if r.Err != nil {
 			return ""
 		}
 		if k >= uint64(len(objs)) {
-			r.fail("%s refers to object %d of %d", what, k, len(objs))
+			r.Fail("%s refers to object %d of %d", what, k, len(objs))
 			return ""
 		}
 		if kind[0] == refObject {
@@ -880,20 +840,20 @@ func (r *reader) ref(objs []Object, what string) string {
 		}
 		p := firstParent(objs[k])
 		if p == "" {
-			r.fail("%s refers to the parent of object %d, which has none", what, k)
+			r.Fail("%s refers to the parent of object %d, which has none", what, k)
 		}
 		return p
 	}
-	r.fail("%s: unknown id encoding %d", what, kind[0])
+	r.Fail("%s: unknown id encoding %d", what, kind[0])
 	return ""
 }
 
 func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
-	r := &reader{b: raw}
+	r := &reader{wirebuf.Reader{B: raw}}
 	deltas, objects, updates := lim.MaxDeltas, lim.MaxObjects, lim.MaxUpdates
 	nd := r.count("deltas", &deltas, 4)
-	if r.err != nil {
-		return nil, r.err
+	if r.Err != nil {
+		return nil, r.Err
 	}
 	if nd == 0 {
 		return nil, errors.New("no deltas")
@@ -902,9 +862,9 @@ func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
 	ds := make([]Delta, 0, nd)
 	for range nd {
 		var d Delta
-		if pi := r.uvarint("project"); r.err == nil {
+		if pi := r.Uvarint("project"); r.Err == nil {
 			if pi >= uint64(len(projects)) {
-				r.fail("project %d of %d", pi, len(projects))
+				r.Fail("project %d of %d", pi, len(projects))
 			} else {
 				d.Project, used[pi] = projects[pi], true
 			}
@@ -916,15 +876,15 @@ func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
 		}
 		for range no {
 			var o Object
-			t := r.bytes(1, "object type")
-			if r.err == nil {
+			t := r.Bytes(1, "object type")
+			if r.Err == nil {
 				o.Type = ObjectType(t[0])
 				if !o.Type.valid() {
-					r.fail("unknown object type %d", t[0])
+					r.Fail("unknown object type %d", t[0])
 				}
 			}
-			o.Data = r.bytes(r.uvarint("object size"), "object content")
-			if r.err != nil {
+			o.Data = r.Bytes(r.Uvarint("object size"), "object content")
+			if r.Err != nil {
 				break
 			}
 			o.ID = Hash(o.Type, o.Data)
@@ -938,20 +898,20 @@ func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
 			u := Update{Ref: r.refName()}
 			u.Old = r.ref(d.Objects, "old id")
 			u.New = r.ref(d.Objects, "new id")
-			if r.err == nil {
+			if r.Err == nil {
 				if err := checkRef(u.Ref); err != nil {
-					r.fail("%v", err)
+					r.Fail("%v", err)
 				}
 			}
 			d.Updates = append(d.Updates, u)
 		}
-		if r.err != nil {
-			return nil, r.err
+		if r.Err != nil {
+			return nil, r.Err
 		}
 		ds = append(ds, d)
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes", len(r.b))
+	if len(r.B) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(r.B))
 	}
 	if i := slices.Index(used, false); i >= 0 {
 		return nil, fmt.Errorf("project %q has no delta", projects[i])
@@ -960,15 +920,15 @@ func unmarshal(raw []byte, projects []string, lim Limits) ([]Delta, error) {
 }
 
 func (r *reader) refName() string {
-	if r.err != nil {
+	if r.Err != nil {
 		return ""
 	}
-	ref, k, err := ReadRefName(r.b)
+	ref, k, err := ReadRefName(r.B)
 	if err != nil {
-		r.fail("%v", err)
+		r.Fail("%v", err)
 		return ""
 	}
-	r.b = r.b[k:]
+	r.B = r.B[k:]
 	return ref
 }
 

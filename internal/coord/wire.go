@@ -15,6 +15,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/transport"
@@ -421,9 +422,9 @@ func parseDelta(b []byte, from string) (deltaMsg, error) {
 	var m deltaMsg
 	h := &m.Header
 	h.From = from
-	r := &wireReader{b: b}
-	flags := r.byte("flags")
-	if r.err == nil && flags&^deltaFlags != 0 {
+	r := &wireReader{wirebuf.Reader{B: b}}
+	flags := r.Byte("flags")
+	if r.Err == nil && flags&^deltaFlags != 0 {
 		return m, fmt.Errorf("unknown flags %#x", flags)
 	}
 	h.Pack = flags&deltaPack != 0
@@ -432,15 +433,15 @@ func parseDelta(b []byte, from string) (deltaMsg, error) {
 		h.Project = r.str("project")
 	}
 	if flags&deltaTimeout != 0 {
-		t := r.uvarint("timeout")
-		if r.err == nil && (t == 0 || t > math.MaxInt64) {
+		t := r.Uvarint("timeout")
+		if r.Err == nil && (t == 0 || t > math.MaxInt64) {
 			return m, fmt.Errorf("timeout of %d ms", t)
 		}
 		h.TimeoutMS = int64(t)
 	}
 	if flags&deltaSeq != 0 {
-		h.Seq = r.uvarint("seq")
-		if r.err == nil && h.Seq == 0 {
+		h.Seq = r.Uvarint("seq")
+		if r.Err == nil && h.Seq == 0 {
 			return m, errors.New("seq 0 spelled out")
 		}
 	}
@@ -448,46 +449,46 @@ func parseDelta(b []byte, from string) (deltaMsg, error) {
 		if flags&(deltaProject|deltaPack|deltaTimeout) != 0 {
 			return m, fmt.Errorf("flags %#x with an entry", flags)
 		}
-		k := r.uvarint("entry updates")
-		if r.err == nil && (k == 0 || k > maxUpdates) {
+		k := r.Uvarint("entry updates")
+		if r.Err == nil && (k == 0 || k > maxUpdates) {
 			return m, fmt.Errorf("entry of %d updates", k)
 		}
 		h.Entry = int(k)
 	}
-	n := r.uvarint("versions")
-	if r.err != nil {
-		return m, r.err
+	n := r.Uvarint("versions")
+	if r.Err != nil {
+		return m, r.Err
 	}
-	if n > maxUpdates || n > uint64(len(r.b)/3) {
-		return m, fmt.Errorf("%d versions in %d bytes", n, len(r.b))
+	if n > maxUpdates || n > uint64(len(r.B)/3) {
+		return m, fmt.Errorf("%d versions in %d bytes", n, len(r.B))
 	}
 	var refs []namedRef
 	site, compact := txnSite(h.Txn)
 	for range n {
 		var v Version
-		vf := r.byte("version flags")
-		if r.err != nil {
-			return m, r.err
+		vf := r.Byte("version flags")
+		if r.Err != nil {
+			return m, r.Err
 		}
 		if vf&^versionFlags != 0 || vf&versionSites == versionSites {
 			return m, fmt.Errorf("unknown version flags %#x", vf)
 		}
 		if vf&versionNamed != 0 {
-			k := r.uvarint("update index")
-			if r.err == nil && k >= maxUpdates {
+			k := r.Uvarint("update index")
+			if r.Err == nil && k >= maxUpdates {
 				return m, fmt.Errorf("version names update %d", k)
 			}
 			refs = append(refs, namedRef{at: len(h.Versions), k: k})
 		} else {
-			ref, k, err := notedbfast.ReadRefName(r.b)
-			if err != nil && r.err == nil {
-				r.err = err
+			ref, k, err := notedbfast.ReadRefName(r.B)
+			if err != nil && r.Err == nil {
+				r.Err = err
 			}
-			r.b = r.b[k:]
+			r.B = r.B[k:]
 			v.Ref = ref
-			v.Value = hex.EncodeToString(r.bytes(20, "value"))
+			v.Value = hex.EncodeToString(r.Bytes(20, "value"))
 		}
-		v.Version = r.uvarint("version")
+		v.Version = r.Uvarint("version")
 		switch vf & versionSites {
 		case versionTxnSite:
 			if !compact {
@@ -496,20 +497,20 @@ func parseDelta(b []byte, from string) (deltaMsg, error) {
 			v.Site = site
 		case versionSite:
 			v.Site = r.str("site")
-			if r.err == nil && (v.Site == "" || v.Site == site) {
+			if r.Err == nil && (v.Site == "" || v.Site == site) {
 				return m, fmt.Errorf("site %q spelled out", v.Site)
 			}
 		}
-		if r.err != nil {
-			return m, r.err
+		if r.Err != nil {
+			return m, r.Err
 		}
 		h.Versions = append(h.Versions, v)
 	}
-	if r.err != nil {
-		return m, r.err
+	if r.Err != nil {
+		return m, r.Err
 	}
-	if len(r.b) > 0 {
-		m.Frame = r.b
+	if len(r.B) > 0 {
+		m.Frame = r.B
 	}
 	if h.Entry > 0 {
 		if m.Frame != nil {
@@ -731,101 +732,52 @@ func appendStr(b []byte, s string) []byte {
 }
 
 // wireReader consumes a binary envelope; the first error sticks.
-type wireReader struct {
-	b   []byte
-	err error
-}
-
-func (r *wireReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (r *wireReader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, k := binary.Uvarint(r.b)
-	if k <= 0 {
-		r.fail("truncated at %s", what)
-		return 0
-	}
-	r.b = r.b[k:]
-	return v
-}
-
-func (r *wireReader) bytes(n uint64, what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.fail("truncated at %s", what)
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *wireReader) byte(what string) byte {
-	if b := r.bytes(1, what); len(b) == 1 {
-		return b[0]
-	}
-	return 0
-}
+type wireReader struct{ wirebuf.Reader }
 
 // maxWireName bounds a txn, project or site name in an envelope.
 const maxWireName = 4096
 
-func (r *wireReader) str(what string) string {
-	n := r.uvarint(what)
-	if n > maxWireName {
-		r.fail("%s of %d bytes", what, n)
-		return ""
-	}
-	return string(r.bytes(n, what))
-}
+func (r *wireReader) str(what string) string { return r.String(what, maxWireName) }
 
 // txn reads a txn id that from sent.
 func (r *wireReader) txn(from string) string {
-	v := r.uvarint("txn")
+	v := r.Uvarint("txn")
 	if v&1 == 0 {
 		n := v >> 1
 		if n > maxWireName {
-			r.fail("txn of %d bytes", n)
+			r.Fail("txn of %d bytes", n)
 			return ""
 		}
-		id := string(r.bytes(n, "txn"))
-		if _, _, _, ok := splitTxn(id); ok && r.err == nil {
-			r.fail("txn %q spelled out", id)
+		id := string(r.Bytes(n, "txn"))
+		if _, _, _, ok := splitTxn(id); ok && r.Err == nil {
+			r.Fail("txn %q spelled out", id)
 		}
 		return id
 	}
 	var site string
 	switch n := v >> 1; {
 	case n == 0 && from == "":
-		r.fail("txn of the sender's site, which is unnamed")
+		r.Fail("txn of the sender's site, which is unnamed")
 		return ""
 	case n == 0:
 		site = from
 	case n-1 > maxWireName:
-		r.fail("txn site of %d bytes", n-1)
+		r.Fail("txn site of %d bytes", n-1)
 		return ""
 	default:
-		site = string(r.bytes(n-1, "txn site"))
-		if r.err == nil && from != "" && site == from {
-			r.fail("txn site %q of the sender spelled out", site)
+		site = string(r.Bytes(n-1, "txn site"))
+		if r.Err == nil && from != "" && site == from {
+			r.Fail("txn site %q of the sender spelled out", site)
 		}
 	}
-	ms := r.uvarint("txn time")
-	rnd := r.bytes(10, "txn random")
-	if r.err != nil {
+	ms := r.Uvarint("txn time")
+	rnd := r.Bytes(10, "txn random")
+	if r.Err != nil {
 		return ""
 	}
 	id := joinTxn(site, ms, rnd)
 	if _, _, _, ok := splitTxn(id); !ok {
-		r.fail("txn %q does not read back", id)
+		r.Fail("txn %q does not read back", id)
 	}
 	return id
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/txn"
+	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"
 )
 
@@ -228,10 +229,10 @@ func TestTxnCompact(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := appendTxn(nil, tc.id, "")
-			r := &wireReader{b: b}
+			r := &wireReader{wirebuf.Reader{B: b}}
 			require.Equal(t, tc.id, r.txn(""))
-			require.NoError(t, r.err)
-			require.Empty(t, r.b)
+			require.NoError(t, r.Err)
+			require.Empty(t, r.B)
 			site, ok := txnSite(tc.id)
 			require.Equal(t, tc.compact, ok)
 			if tc.compact {
@@ -241,9 +242,9 @@ func TestTxnCompact(t *testing.T) {
 				// Sent by the site that made it: without the site.
 				short := appendTxn(nil, tc.id, site)
 				require.Len(t, short, len(b)-len(site))
-				r := &wireReader{b: short}
+				r := &wireReader{wirebuf.Reader{B: short}}
 				require.Equal(t, tc.id, r.txn(site))
-				require.NoError(t, r.err)
+				require.NoError(t, r.Err)
 			}
 		})
 	}
