@@ -434,16 +434,7 @@ func TestNoteDbChain(t *testing.T) {
 	require.Contains(t, body, "at site a: classify: read abab")
 	// c loses the last two meta commits (loose objects, as the fast path
 	// wrote them) and its ref goes back to the first.
-	cdir := repoDir(l, c, project)
-	e.Run(t, cdir, "update-ref", ws[0].Ref, ws[0].New)
-	for _, w := range ws[1:3] {
-		for _, o := range w.Objects {
-			if o.Type == "commit" {
-				p := filepath.Join(cdir, "objects", o.ID[:2], o.ID[2:])
-				require.NoError(t, os.Remove(p), "the fast path should have stored %s loose", o.ID)
-			}
-		}
-	}
+	rewind(t, e, repoDir(l, c, project), ws[0], ws[1:3])
 	w := ws[3]
 	loadObjects(t, e, repoDir(l, a, project), w.Objects)
 	code, body = post(t, a.URL(), project, w.updates())
@@ -454,6 +445,21 @@ func TestNoteDbChain(t *testing.T) {
 	// the plain frame before the chain.
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="plain"`))
 	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
+}
+
+// rewind makes a peer lose writes: its ref goes back to to's value and the
+// meta commits of lost (loose objects, as the fast path wrote them) go.
+func rewind(tb testing.TB, e *gittest.GitEnv, dir string, to metaWrite, lost []metaWrite) {
+	tb.Helper()
+	e.Run(tb, dir, "update-ref", to.Ref, to.New)
+	for _, w := range lost {
+		for _, o := range w.Objects {
+			if o.Type == "commit" {
+				p := filepath.Join(dir, "objects", o.ID[:2], o.ID[2:])
+				require.NoError(tb, os.Remove(p), "the fast path should have stored %s loose", o.ID)
+			}
+		}
+	}
 }
 
 // TestNoteDbAsyncMissingBase: in async mode a peer that lacks the commit a
@@ -474,16 +480,7 @@ func TestNoteDbAsyncMissingBase(t *testing.T) {
 	}
 	requireConverged(t, e, l, project, map[string]string{ws[2].Ref: ws[2].New})
 	require.Zero(t, metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="spelled"`))
-	cdir := repoDir(l, c, project)
-	e.Run(t, cdir, "update-ref", ws[0].Ref, ws[0].New)
-	for _, w := range ws[1:3] {
-		for _, o := range w.Objects {
-			if o.Type == "commit" {
-				p := filepath.Join(cdir, "objects", o.ID[:2], o.ID[2:])
-				require.NoError(t, os.Remove(p), "the fast path should have stored %s loose", o.ID)
-			}
-		}
-	}
+	rewind(t, e, repoDir(l, c, project), ws[0], ws[1:3])
 	w := ws[3]
 	loadObjects(t, e, repoDir(l, a, project), w.Objects)
 	code, body := post(t, a.URL(), project, w.updates())
