@@ -435,7 +435,7 @@ func (m memObjects) Object(_ context.Context, id string) (git.Object, error) {
 // as lone writes.
 func corpusLone(t *testing.T, c *Coordinator, bundle string, max int) []loneWire {
 	if _, err := os.Stat(bundle); err != nil {
-		t.Skipf("corpus %s is absent: %v", bundle, err)
+		t.Fatalf("corpus %s given with -corpus is absent: %v", bundle, err)
 	}
 	e := gittest.Env(t)
 	origin := filepath.Join(t.TempDir(), "origin.git")

@@ -309,10 +309,10 @@ func setMode(tb testing.TB, c *cluster.Cluster, mode string) {
 	}
 }
 
-// requireGit skips the test when no git is installed.
+// requireGit fails the test when no git is installed (.ci/run installs it).
 func requireGit(tb testing.TB) {
 	tb.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		tb.Skip("git not installed")
+		tb.Fatal("git is not installed: the tests need C git (.ci/run installs it)")
 	}
 }
