@@ -49,17 +49,24 @@ func TestCompressionRatio(t *testing.T) {
 	t.Logf("no dictionary: median frame/raw %.3f, p90 %.3f, total %d -> %d bytes", m, p, raw, frame)
 }
 
+// benchCodec is a codec with the built-in dictionary, or without one.
+func benchCodec(b *testing.B, withDict bool) *Codec {
+	b.Helper()
+	var dict []byte
+	if withDict {
+		dict = Dictionary()
+	}
+	c, err := NewCodec(dict, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 func BenchmarkEncode(b *testing.B) {
 	ds := genDeltas(b, benchShape)
 	for _, withDict := range []bool{true, false} {
-		var dict []byte
-		if withDict {
-			dict = Dictionary()
-		}
-		c, err := NewCodec(dict, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := benchCodec(b, withDict)
 		b.Run(fmt.Sprintf("dict=%v", withDict), func(b *testing.B) {
 			b.ReportAllocs()
 			var raw, out int64
@@ -83,16 +90,10 @@ func BenchmarkEncode(b *testing.B) {
 func BenchmarkDecodeVerify(b *testing.B) {
 	ds := genDeltas(b, benchShape)
 	for _, withDict := range []bool{true, false} {
-		var dict []byte
-		if withDict {
-			dict = Dictionary()
-		}
-		c, err := NewCodec(dict, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := benchCodec(b, withDict)
 		frames := make([][]byte, len(ds))
 		for i, d := range ds {
+			var err error
 			if frames[i], err = c.Encode(d); err != nil {
 				b.Fatal(err)
 			}

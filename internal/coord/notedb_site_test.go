@@ -423,9 +423,7 @@ func TestNoteDbChain(t *testing.T) {
 	ws := changes[0]
 	// The first writes replicate everywhere.
 	for _, w := range ws[:3] {
-		loadObjects(t, e, repoDir(l, a, project), w.Objects)
-		code, body := post(t, a.URL(), project, w.updates())
-		require.Equal(t, http.StatusOK, code, body)
+		writeAt(t, e, l, a, project, w)
 	}
 	requireConverged(t, e, l, project, map[string]string{ws[2].Ref: ws[2].New})
 	// A NoteDb write whose objects are not at a is refused, and nothing moves.
@@ -436,15 +434,23 @@ func TestNoteDbChain(t *testing.T) {
 	// wrote them) and its ref goes back to the first.
 	rewind(t, e, repoDir(l, c, project), ws[0], ws[1:3])
 	w := ws[3]
-	loadObjects(t, e, repoDir(l, a, project), w.Objects)
-	code, body = post(t, a.URL(), project, w.updates())
-	require.Equal(t, http.StatusOK, code, body)
+	body = writeAt(t, e, l, a, project, w)
 	require.Contains(t, body, `"c"`, "sync mode: c voted")
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="chain"`))
 	// The prepare went against the commit c lost: c named it, and got
 	// the plain frame before the chain.
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_resends_total", `how="plain"`))
 	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
+}
+
+// writeAt puts w's objects into s's repository, as Gerrit would, and
+// writes w through s's API, which must answer 200; it returns the body.
+func writeAt(tb testing.TB, e *gittest.GitEnv, l *site.Local, s *site.Site, project string, w metaWrite) string {
+	tb.Helper()
+	loadObjects(tb, e, repoDir(l, s, project), w.Objects)
+	code, body := post(tb, s.URL(), project, w.updates())
+	require.Equal(tb, http.StatusOK, code, body)
+	return body
 }
 
 // rewind makes a peer lose writes: its ref goes back to to's value and the
@@ -474,17 +480,13 @@ func TestNoteDbAsyncMissingBase(t *testing.T) {
 	sitetest.CreateProject(t, a.URL(), project)
 	ws := metaChanges(1, 4, 5001, 13)[0]
 	for _, w := range ws[:3] {
-		loadObjects(t, e, repoDir(l, a, project), w.Objects)
-		code, body := post(t, a.URL(), project, w.updates())
-		require.Equal(t, http.StatusOK, code, body)
+		writeAt(t, e, l, a, project, w)
 	}
 	requireConverged(t, e, l, project, map[string]string{ws[2].Ref: ws[2].New})
 	require.Zero(t, metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="spelled"`))
 	rewind(t, e, repoDir(l, c, project), ws[0], ws[1:3])
 	w := ws[3]
-	loadObjects(t, e, repoDir(l, a, project), w.Objects)
-	code, body := post(t, a.URL(), project, w.updates())
-	require.Equal(t, http.StatusOK, code, body)
+	writeAt(t, e, l, a, project, w)
 	requireConverged(t, e, l, project, map[string]string{w.Ref: w.New})
 	require.Equal(t, 1.0, metric(t, a.URL(), "sitesync_notedb_commit_deltas_total", `form="spelled"`))
 }
