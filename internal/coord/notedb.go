@@ -756,10 +756,14 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 // ndPresent keeps the ids the repository has (pack-objects refuses an
 // unknown "not").
 func (c *Coordinator) ndPresent(ctx context.Context, repo *git.Repo, ids []string) []string {
+	infos, err := repo.Objects.Infos(ctx, ids)
+	if err != nil {
+		return nil // pack-objects then sends everything the wants reach
+	}
 	var out []string
-	for _, id := range ids {
-		if _, _, err := repo.Objects.Info(ctx, id); err == nil {
-			out = append(out, id)
+	for i, in := range infos {
+		if !in.Missing {
+			out = append(out, ids[i])
 		}
 	}
 	return out
