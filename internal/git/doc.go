@@ -6,7 +6,10 @@
 // git's lock-file protocol is respected by every writer of a repository.
 // Per repository, a Repo keeps one long-lived `cat-file --batch-command` and
 // one long-lived `update-ref --stdin` process and reuses them, instead of one
-// exec per object or per ref.
+// exec per object or per ref. RefUpdater.Apply writes the common ref
+// transaction (creates and updates of loose refs with no reflog and no hook
+// to run) itself, through the same lock files as git, and hands any other to
+// update-ref whole (reffast.go).
 //
 // Repository names are resolved only through Root, which refuses any name that
 // could leave the repository root: "..", absolute paths, control characters,

@@ -243,8 +243,15 @@ func TestRefTransactions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"refs/heads/main": c2}, refs)
 
-	var gitErr *Error
+	// A stale old value: the fast path says so as git would, git's own
+	// failure is an *Error.
 	err = repo.Refs.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c1}})
+	require.ErrorIs(t, err, ErrStaleRef)
+	require.ErrorContains(t, err, "cannot lock ref 'refs/heads/main': is at "+c2+" but expected "+c1)
+	slow := NewRefUpdater(repo.Dir)
+	t.Cleanup(func() { require.NoError(t, slow.Close()) })
+	var gitErr *Error
+	err = slow.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c1}})
 	require.True(t, errors.As(err, &gitErr), "a git failure is an *Error: %v", err)
 	require.Contains(t, gitErr.Stderr, "expected "+c1)
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // RefUpdate moves one ref from Old to New. Old = ZeroID means the ref must
@@ -19,14 +20,50 @@ type RefUpdate struct {
 
 // RefUpdater runs ref transactions through one long-lived
 // `git update-ref --stdin` process, so every write takes git's own ref locks.
-// Safe for concurrent use; transactions run one at a time.
-type RefUpdater struct{ p proc }
+// With an object reader (RefUpdaterOptions.Objects), Apply writes the
+// common transaction — creates and updates of loose refs, checked against
+// their old values, with no reflog and no hook to run — itself, through the
+// same lock files (see reffast.go), and hands every other transaction to
+// git whole. Safe for concurrent use; transactions run one at a time.
+type RefUpdater struct {
+	p    proc
+	fast *fastRefs // nil: every transaction goes to git
 
-// NewRefUpdater returns an updater for the repository at dir. env is added to
-// the process's environment (for example to tell sitesync's own
-// reference-transaction hook that this write is already decided).
+	fastTxns, gitTxns atomic.Uint64
+	lastFallback      atomic.Pointer[string] // why the last transaction went to git
+}
+
+// RefUpdaterOptions configures a RefUpdater.
+type RefUpdaterOptions struct {
+	// Env is added to the environment of the git processes (for example to
+	// tell sitesync's own reference-transaction hook that this write is
+	// already decided).
+	Env []string
+	// Objects, when set, turns on Apply's fast path: it asks Objects
+	// whether each new object exists (and is a commit, for a branch), the
+	// check git update-ref makes before writing a ref.
+	Objects *CatFile
+	// SkipHooks says that the repository's reference-transaction hook lets
+	// every write of this updater through unseen (sitesync's own hook does,
+	// for writes carrying SITESYNC_APPLYING=1), so the fast path may write
+	// refs without running it. Otherwise a repository with the hook sends
+	// every transaction to git.
+	SkipHooks bool
+}
+
+// NewRefUpdater returns an updater for the repository at dir that runs
+// every transaction through git. env is added to the process's environment.
 func NewRefUpdater(dir string, env ...string) *RefUpdater {
-	return &RefUpdater{p: proc{dir: dir, args: []string{"update-ref", "--stdin"}, env: env}}
+	return NewRefUpdaterOpts(dir, RefUpdaterOptions{Env: env})
+}
+
+// NewRefUpdaterOpts returns an updater for the repository at dir.
+func NewRefUpdaterOpts(dir string, opts RefUpdaterOptions) *RefUpdater {
+	u := &RefUpdater{p: proc{dir: dir, args: []string{"update-ref", "--stdin"}, env: opts.Env}}
+	if opts.Objects != nil {
+		u.fast = &fastRefs{dir: dir, env: opts.Env, skipHooks: opts.SkipHooks, objects: opts.Objects}
+	}
+	return u
 }
 
 // Prepared is a transaction whose ref locks are held. Exactly one of Commit
@@ -97,8 +134,31 @@ func (t *Prepared) finish(ctx context.Context, verb string) error {
 	return nil
 }
 
-// Apply runs a whole transaction: prepare, then commit.
+// Apply runs a whole transaction: all of it or none of it. A ref not at its
+// expected old value fails it with a *StaleRefError (ErrStaleRef) when the
+// fast path found it, with git's *Error otherwise; either names the ref.
 func (u *RefUpdater) Apply(ctx context.Context, updates []RefUpdate) error {
+	if u.fast != nil && len(updates) > 0 {
+		for _, up := range updates {
+			if err := checkUpdate(up); err != nil {
+				return err
+			}
+		}
+		u.p.mu.Lock()
+		reason, err := u.fast.apply(ctx, updates)
+		if u.fast.reread {
+			// git reads its configuration once, when it starts: the
+			// process must not write with one older than ours.
+			u.p.kill()
+		}
+		u.p.mu.Unlock()
+		if reason == "" {
+			u.fastTxns.Add(1)
+			return err
+		}
+		u.gitTxns.Add(1)
+		u.lastFallback.Store(&reason)
+	}
 	tx, err := u.Prepare(ctx, updates)
 	if err != nil {
 		return err
@@ -108,6 +168,22 @@ func (u *RefUpdater) Apply(ctx context.Context, updates []RefUpdate) error {
 
 // Close ends the process.
 func (u *RefUpdater) Close() error { return u.p.close() }
+
+// RefStats counts the transactions Apply ran on each path.
+type RefStats struct {
+	Fast, Git    uint64
+	LastFallback string // why the last transaction of the fast path's updater went to git
+}
+
+// Stats says how many of Apply's transactions took the fast path and how
+// many went to git (only those of an updater with a fast path are counted).
+func (u *RefUpdater) Stats() RefStats {
+	s := RefStats{Fast: u.fastTxns.Load(), Git: u.gitTxns.Load()}
+	if r := u.lastFallback.Load(); r != nil {
+		s.LastFallback = *r
+	}
+	return s
+}
 
 func expect(r *bufio.Reader, want string) error {
 	line, err := r.ReadString('\n')

@@ -20,7 +20,7 @@ type Repo struct {
 // shared by every request that touches it. Safe for concurrent use.
 type Repos struct {
 	root Root
-	env  []string
+	refs RefUpdaterOptions
 
 	mu    sync.Mutex
 	open  map[string]*Repo // by project
@@ -30,7 +30,14 @@ type Repos struct {
 // NewRepos serves the repositories under root. env is added to the
 // environment of each repository's update-ref process.
 func NewRepos(root Root, env ...string) *Repos {
-	return &Repos{root: root, env: env, open: make(map[string]*Repo)}
+	return NewReposOpts(root, RefUpdaterOptions{Env: env})
+}
+
+// NewReposOpts serves the repositories under root, with refs, its Objects
+// set to the repository's own CatFile, configuring each repository's
+// RefUpdater.
+func NewReposOpts(root Root, refs RefUpdaterOptions) *Repos {
+	return &Repos{root: root, refs: refs, open: make(map[string]*Repo)}
 }
 
 // Root is the repository root served.
@@ -64,7 +71,9 @@ func (rs *Repos) Open(project string) (*Repo, error) {
 	if r, ok := rs.open[project]; ok {
 		return r, nil
 	}
-	r = &Repo{Project: project, Dir: dir, Objects: NewCatFile(dir), Refs: NewRefUpdater(dir, rs.env...)}
+	opts := rs.refs
+	opts.Objects = NewCatFile(dir)
+	r = &Repo{Project: project, Dir: dir, Objects: opts.Objects, Refs: NewRefUpdaterOpts(dir, opts)}
 	rs.open[project] = r
 	return r, nil
 }

@@ -103,8 +103,8 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		log.Warn("removed ref locks left by a crash", "locks", removed)
 	}
 	// The daemon's own ref writes apply decided transactions: an installed
-	// reference-transaction hook lets them through.
-	s.repos = git.NewRepos(root, hook.EnvApplying+"=1")
+	// reference-transaction hook lets them through, so they may skip it.
+	s.repos = git.NewReposOpts(root, git.RefUpdaterOptions{Env: []string{hook.EnvApplying + "=1"}, SkipHooks: true})
 
 	reg := opts.Registry
 	if reg == nil {
