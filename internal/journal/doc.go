@@ -6,6 +6,8 @@
 //
 // Each entry is one JSON file, written to a temporary name, fsynced, renamed
 // into place and the directory fsynced, so an entry is either whole or
-// absent. Safe for concurrent use by one process; the state directory
-// belongs to one daemon.
+// absent. Get answers from a copy of each entry this process wrote (the
+// directory belongs to one daemon, so the file holds the same) and reads
+// the file only for entries an earlier process left. Safe for concurrent
+// use by one process.
 package journal

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
@@ -39,14 +41,22 @@ type Entry struct {
 }
 
 // Journal is a directory of entries.
-type Journal struct{ dir string }
+type Journal struct {
+	dir string
+
+	mu sync.Mutex
+	// written holds a copy of every entry this process put and has not
+	// removed, so that Get need not read back and parse what it wrote.
+	// The directory belongs to one process: the file holds the same.
+	written map[string]Entry
+}
 
 // Open uses dir, creating it if needed.
 func Open(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &Journal{dir: dir}, nil
+	return &Journal{dir: dir, written: map[string]Entry{}}, nil
 }
 
 // Put writes e durably, replacing an entry of the same transaction: it
@@ -87,7 +97,17 @@ func (j *Journal) put(e Entry, durable bool) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
-	if err := os.Rename(tmp, j.path(e.Txn)); err != nil {
+	// Under the lock, so that the copy kept and the file agree whatever
+	// Put or Remove of the same transaction runs meanwhile.
+	j.mu.Lock()
+	err = os.Rename(tmp, j.path(e.Txn))
+	if err == nil {
+		j.written[e.Txn] = clone(e)
+	} else {
+		delete(j.written, e.Txn) // the file may be the old entry or none
+	}
+	j.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
 	if !durable {
@@ -96,10 +116,24 @@ func (j *Journal) put(e Entry, durable bool) error {
 	return j.syncDir()
 }
 
+// clone copies e's slices, so that neither the caller's later changes nor
+// a reader's reach the copy the journal keeps.
+func clone(e Entry) Entry {
+	e.Updates = slices.Clone(e.Updates)
+	e.Peers = slices.Clone(e.Peers)
+	return e
+}
+
 // Get reads the entry of transaction id; os.ErrNotExist when there is none.
 func (j *Journal) Get(id string) (Entry, error) {
 	if err := txn.Check(id); err != nil {
 		return Entry{}, err
+	}
+	j.mu.Lock()
+	e, ok := j.written[id]
+	j.mu.Unlock()
+	if ok {
+		return clone(e), nil
 	}
 	return j.read(j.path(id))
 }
@@ -112,7 +146,11 @@ func (j *Journal) Remove(id string) error {
 	if err := txn.Check(id); err != nil {
 		return err
 	}
-	if err := os.Remove(j.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	j.mu.Lock()
+	delete(j.written, id)
+	err := os.Remove(j.path(id))
+	j.mu.Unlock()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("journal %s: %w", id, err)
 	}
 	return nil

@@ -49,3 +49,43 @@ func TestJournal(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
 	require.Empty(t, leftovers, "no temporary files are left behind")
 }
+
+// The copy a journal keeps of what it wrote answers Get like the file
+// does, and is nobody else's to change.
+func TestJournalKeepsWhatItWrote(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := Open(dir)
+	require.NoError(t, err)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	e := Entry{Txn: "t1", Project: "p", Origin: "a", Prepared: t0, Deadline: t0.Add(time.Minute), Peers: []string{"b", "c"},
+		Updates: []Update{{Ref: "refs/changes/01/1/meta", Old: "1111111111111111111111111111111111111111", New: "2222222222222222222222222222222222222222"}}}
+	require.NoError(t, j.PutVolatile(e))
+	want := clone(e)
+	e.Updates[0].New, e.Peers[0] = "changed by the caller", "x"
+
+	got, err := j.Get("t1")
+	require.NoError(t, err)
+	require.Equal(t, want, got, "the caller's later changes do not reach the journal")
+	got.Updates[0].Ref, got.Peers[1] = "changed by a reader", "y"
+	again, err := j.Get("t1")
+	require.NoError(t, err)
+	require.Equal(t, want, again, "nor do a reader's")
+
+	fromDisk, err := Open(dir)
+	require.NoError(t, err)
+	onDisk, err := fromDisk.Get("t1")
+	require.NoError(t, err)
+	require.Equal(t, want, onDisk, "the file holds what the copy does")
+
+	want.Peers = []string{"c"}
+	require.NoError(t, j.Put(want))
+	got, err = j.Get("t1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"c"}, got.Peers, "a Put replaces the copy")
+
+	require.NoError(t, j.Remove("t1"))
+	_, err = j.Get("t1")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = fromDisk.Get("t1")
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
