@@ -57,6 +57,7 @@ type Mesh struct {
 	Key          string   `mapstructure:"key"`
 	Peers        []Peer   `mapstructure:"peers"`
 	MaxFrame     ByteSize `mapstructure:"max_frame"`
+	MaxPack      ByteSize `mapstructure:"max_pack"`
 	StreamWindow ByteSize `mapstructure:"stream_window"`
 	ConnWindow   ByteSize `mapstructure:"conn_window"`
 }
@@ -160,6 +161,7 @@ func Default() *Config {
 			Listen:       "127.0.0.1:7443",
 			CA:           "certs/ca.pem",
 			MaxFrame:     16 << 20,
+			MaxPack:      16 << 30, // packsync.DefaultMaxPack
 			StreamWindow: 32 << 20,
 			ConnWindow:   64 << 20,
 		},

@@ -53,7 +53,7 @@ func TestLoadFull(t *testing.T) {
 				{Name: "b", Addr: "10.0.2.1:7443", URL: "http://git-b.example.com:8080"},
 				{Name: "c", Addr: "10.0.3.1:7443", URL: "https://git-c.example.com"},
 			},
-			MaxFrame: 16 << 20, StreamWindow: 32 << 20, ConnWindow: 64 << 20,
+			MaxFrame: 16 << 20, MaxPack: 8 << 30, StreamWindow: 32 << 20, ConnWindow: 64 << 20,
 		},
 		RefDB: RefDB{
 			Backend:   BackendTiKV,
@@ -89,6 +89,7 @@ func TestDefaults(t *testing.T) {
 	assert.Empty(t, Diff(want, c))
 	assert.Nil(t, c.Replication.Acks, "acks stays unset: it depends on the placement")
 	assert.Equal(t, "16MiB", c.Mesh.MaxFrame.String())
+	assert.Equal(t, "16GiB", c.Mesh.MaxPack.String())
 	assert.Equal(t, "64KiB", c.NoteDB.MaxBytes.String())
 	assert.Equal(t, []string{"a"}, c.Sites())
 
@@ -149,6 +150,7 @@ func TestInvalid(t *testing.T) {
 		{"bad byte size", site + "mesh: {max_frame: 16XB}\n", "mesh.max_frame", `bad byte size "16XB"`},
 		{"negative byte size", site + "mesh: {stream_window: -5}\n", "mesh.stream_window", "must be positive"},
 		{"frame too large", site + "mesh: {max_frame: 2GiB}\n", "mesh.max_frame", "exceeds the limit of 1GiB"},
+		{"zero pack limit", site + "mesh: {max_pack: 0}\n", "mesh.max_pack", "must be positive"},
 		{"conn window below stream window", site + "mesh: {conn_window: 1MiB}\n", "mesh.conn_window", "smaller than mesh.stream_window"},
 		{"duplicate peer", site + `mesh: {peers: [{name: b, addr: "h:1", url: "http://b"}, {name: b, addr: "h:2", url: "http://b2"}]}` + "\n",
 			"mesh.peers[1].name", `duplicate "b"`},

@@ -103,6 +103,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.size("mesh.max_frame", c.Mesh.MaxFrame, maxFrameLimit)
+	v.size("mesh.max_pack", c.Mesh.MaxPack, 0)
 	v.size("mesh.stream_window", c.Mesh.StreamWindow, 0)
 	v.size("mesh.conn_window", c.Mesh.ConnWindow, 0)
 	if c.Mesh.StreamWindow > 0 && c.Mesh.ConnWindow > 0 && c.Mesh.ConnWindow < c.Mesh.StreamWindow {

@@ -58,9 +58,16 @@ func (q *Quarantine) Dir() string { return q.dir }
 // IndexPack reads one pack from r into the quarantine. A thin pack is
 // completed from the repository's objects. The pack is refused, and leaves
 // nothing behind, if any object is corrupt or links to an object that is
-// neither in the pack nor in the repository.
+// neither in the pack nor in the repository, or if r fails or ends early.
+// One IndexPack at a time per quarantine.
 func (q *Quarantine) IndexPack(ctx context.Context, r io.Reader) error {
 	if _, err := git.IndexPack(ctx, q.repo, r, git.IndexPackOptions{ObjectDir: q.dir, FixThin: true}); err != nil {
+		// index-pack leaves its tmp_pack_* behind when its input ends
+		// early; no other pack is being written here.
+		tmps, _ := filepath.Glob(filepath.Join(q.dir, "pack", "tmp_*"))
+		for _, p := range tmps {
+			_ = os.Remove(p)
+		}
 		return fmt.Errorf("index pack into quarantine: %w", err)
 	}
 	return nil

@@ -122,8 +122,9 @@ func without(ids, drop []string) []string {
 // per transaction, how the last one ended, so a vote or a commit can wait
 // for a pack still arriving. Safe for concurrent use.
 type Receiver struct {
-	open func(ctx context.Context, project string) (dir string, err error)
-	log  *slog.Logger
+	open    func(ctx context.Context, project string) (dir string, err error)
+	maxPack int64
+	log     *slog.Logger
 
 	mu       sync.Mutex
 	arrivals map[string]*arrival
@@ -137,13 +138,25 @@ type arrival struct {
 // ErrNoPack means no pack stream arrived for a transaction.
 var ErrNoPack = errors.New("no pack arrived for the transaction")
 
+// ErrPackTooLarge is the outcome of a pack stream longer than the
+// receiver's limit (mesh.max_pack). Nothing of it is kept.
+var ErrPackTooLarge = errors.New("pack stream too large")
+
+// DefaultMaxPack is the limit of a pack stream when none is configured
+// (mesh.max_pack's default).
+const DefaultMaxPack = 16 << 30
+
 // NewReceiver returns a receiver that finds (or creates) a project's
-// repository directory with open.
-func NewReceiver(open func(ctx context.Context, project string) (string, error), log *slog.Logger) *Receiver {
+// repository directory with open and refuses any pack stream longer than
+// maxPack bytes (DefaultMaxPack if maxPack ≤ 0).
+func NewReceiver(open func(ctx context.Context, project string) (string, error), maxPack int64, log *slog.Logger) *Receiver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{open: open, log: log.With("component", "packsync"), arrivals: make(map[string]*arrival)}
+	if maxPack <= 0 {
+		maxPack = DefaultMaxPack
+	}
+	return &Receiver{open: open, maxPack: maxPack, log: log.With("component", "packsync"), arrivals: make(map[string]*arrival)}
 }
 
 // Handle is the transport.StreamHandler of pack streams: it indexes the body
@@ -180,10 +193,40 @@ func (r *Receiver) receive(ctx context.Context, h Header, body io.Reader) error 
 	if err != nil {
 		return err
 	}
-	if err := q.IndexPack(ctx, body); err != nil {
+	capped := &cappedReader{r: body, left: r.maxPack}
+	if err := q.IndexPack(ctx, capped); err != nil {
+		if capped.over {
+			return fmt.Errorf("%w: more than %d bytes for %s (mesh.max_pack)", ErrPackTooLarge, r.maxPack, h.Txn)
+		}
 		return err
 	}
 	return q.Sync()
+}
+
+// cappedReader reads at most left bytes from r; a byte more sets over and
+// fails the read, so the pack's reader (index-pack) sees it cut short.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			c.over = true
+			return 0, ErrPackTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // Wait waits for the pack stream of txn in progress, if any, and returns how

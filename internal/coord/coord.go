@@ -66,6 +66,9 @@ type Config struct {
 	// NoteDB turns on the NoteDb fast path of Write (notedb.go); nil: every
 	// local write ships a pack. Peers apply delta messages either way.
 	NoteDB *NoteDBConfig
+	// MaxPack is the longest pack stream taken from a peer (mesh.max_pack);
+	// 0: packsync.DefaultMaxPack.
+	MaxPack int64
 }
 
 // Timing constants.
@@ -149,7 +152,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if c.nd, err = newNoteDB(cfg.NoteDB, cfg.Reg); err != nil {
 		return nil, err
 	}
-	c.recv = packsync.NewReceiver(c.openForPeer, cfg.Log)
+	c.recv = packsync.NewReceiver(c.openForPeer, cfg.MaxPack, cfg.Log)
 	cfg.Mesh.HandleStream(KindPack, c.recv.Handle)
 	cfg.Mesh.Handle(KindPrepare, c.handlePrepare)
 	cfg.Mesh.Handle(KindCommit, c.handleCommit)

@@ -166,6 +166,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		Log:     log,
 		Reg:     reg,
 		Fault:   fault,
+		MaxPack: int64(cfg.Mesh.MaxPack),
 		NoteDB: &coord.NoteDBConfig{
 			Match:    func(ref string) bool { return s.live.Current().NoteDBRef(ref) },
 			MaxBytes: func() int64 { return int64(s.live.Current().NoteDB.MaxBytes) },
