@@ -30,6 +30,10 @@ type siteStatus struct {
 		Connected bool     `json:"connected"`
 		RTTMs     *float64 `json:"rtt_ms"`
 		Since     string   `json:"since"`
+		// Writes of this site the peer has not been told of yet, and the
+		// age of the oldest; absent from older sites.
+		BehindWrites  int     `json:"behind_writes"`
+		BehindSeconds float64 `json:"behind_s"`
 	} `json:"peers"`
 	RefDB struct {
 		Backend string `json:"backend"`
@@ -40,10 +44,12 @@ type siteStatus struct {
 		Outbound int `json:"outbound"`
 		Prepared int `json:"prepared"`
 	} `json:"queues"`
-	// Lag is reported as projects_behind, caught_up, or both.
+	// Lag is reported as projects_behind, caught_up, peers_behind, or any
+	// of them.
 	Lag struct {
 		ProjectsBehind *int  `json:"projects_behind"`
 		CaughtUp       *bool `json:"caught_up"`
+		PeersBehind    *int  `json:"peers_behind"`
 	} `json:"lag"`
 }
 
@@ -151,6 +157,9 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 	default:
 		lag = append(lag, "NOT caught up")
 	}
+	if st.Lag.PeersBehind != nil && *st.Lag.PeersBehind > 0 {
+		lag = append(lag, plural(*st.Lag.PeersBehind, "peer")+" behind this site")
+	}
 	if len(lag) == 0 {
 		lag = append(lag, "unknown")
 	}
@@ -162,7 +171,7 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 		fmt.Fprintf(w, "  (none)\n")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "  NAME\tCONNECTED\tRTT\tSINCE\n")
+		fmt.Fprintf(tw, "  NAME\tCONNECTED\tRTT\tSINCE\tBEHIND\n")
 		for _, p := range st.Peers {
 			conn, rtt := "no", "-"
 			if p.Connected {
@@ -176,7 +185,12 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 			if since == "" {
 				since = "-"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Name, conn, rtt, since)
+			behind := "-"
+			if p.BehindWrites > 0 {
+				behind = fmt.Sprintf("%s, oldest %s ago", plural(p.BehindWrites, "write"),
+					time.Duration(p.BehindSeconds*float64(time.Second)).Round(100*time.Millisecond))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Name, conn, rtt, since, behind)
 		}
 		tw.Flush()
 	}

@@ -294,11 +294,31 @@ func (c *Coordinator) localProjects() ([]string, error) { return c.cfg.Repos.Roo
 type QueueDepths struct {
 	Outbound int // decided here, not yet delivered to every peer
 	Prepared int // prepared here for another origin, not yet resolved
+	// Behind is, for each peer with any, the writes decided here that it
+	// has not been told of yet.
+	Behind map[string]Backlog
+}
+
+// Backlog is what one peer has not been told of yet.
+type Backlog struct {
+	Writes int
+	Oldest time.Time // when the oldest of them was prepared
 }
 
 // Queues reports the depths of the journals.
 func (c *Coordinator) Queues() QueueDepths {
 	out, _ := c.outbound.List()
 	prep, _ := c.prepared.List()
-	return QueueDepths{Outbound: len(out), Prepared: len(prep)}
+	q := QueueDepths{Outbound: len(out), Prepared: len(prep), Behind: map[string]Backlog{}}
+	for _, e := range out { // oldest first
+		for _, peer := range e.Peers {
+			b := q.Behind[peer]
+			if b.Writes == 0 {
+				b.Oldest = e.Prepared
+			}
+			b.Writes++
+			q.Behind[peer] = b
+		}
+	}
+	return q
 }

@@ -48,6 +48,19 @@ func TestQuorumSiteDown(t *testing.T) {
 	acked := env.Refs(t, src)
 	waitRefs(t, env, project, acked, a, b)
 
+	// The origin's status shows c behind by the two acknowledged pushes,
+	// and b, which holds them, behind by nothing.
+	var writes map[string]int
+	var oldest map[string]float64
+	var peersBehind int
+	require.True(t, poll(10*time.Second, func() bool {
+		writes, oldest, peersBehind = behind(t, a)
+		return writes["b"] == 0
+	}), "b is still behind a: %v", writes)
+	require.Equal(t, 2, writes["c"], "writes a has not told c of")
+	require.Greater(t, oldest["c"], 0.0)
+	require.Equal(t, 1, peersBehind)
+
 	// Sync needs c, which is down: the push is refused, in time.
 	setMode(t, c, "sync")
 	ackedMain := acked["refs/heads/main"]
@@ -90,6 +103,10 @@ func TestQuorumSiteDown(t *testing.T) {
 	waitReady(t, cc)
 	waitRefs(t, env, project, acked, c.Sites()...)
 	require.Empty(t, quarantines(cc, project))
+	require.True(t, poll(30*time.Second, func() bool {
+		writes, _, peersBehind = behind(t, a)
+		return writes["c"] == 0 && peersBehind == 0
+	}), "a still counts c behind once it caught up: %v", writes)
 
 	// With c back, sync mode takes the push.
 	gittest.AddCommits(t, env, src, "main", 1)

@@ -238,6 +238,32 @@ func readRef(tb testing.TB, s *cluster.Site, name, ref, until string, timeout ti
 	return resp.StatusCode, body.Value
 }
 
+// behind reads s's status API: for each peer, the writes of s it has not
+// been told of yet, and how many peers the status counts as behind.
+func behind(tb testing.TB, s *cluster.Site) (writes map[string]int, oldest map[string]float64, peersBehind int) {
+	tb.Helper()
+	resp, err := httpClient.Get(s.URL + "/api/v1/status")
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	require.Equal(tb, http.StatusOK, resp.StatusCode)
+	var st struct {
+		Peers []struct {
+			Name          string  `json:"name"`
+			BehindWrites  int     `json:"behind_writes"`
+			BehindSeconds float64 `json:"behind_s"`
+		} `json:"peers"`
+		Lag struct {
+			PeersBehind int `json:"peers_behind"`
+		} `json:"lag"`
+	}
+	require.NoError(tb, json.NewDecoder(resp.Body).Decode(&st))
+	writes, oldest = map[string]int{}, map[string]float64{}
+	for _, p := range st.Peers {
+		writes[p.Name], oldest[p.Name] = p.BehindWrites, p.BehindSeconds
+	}
+	return writes, oldest, st.Lag.PeersBehind
+}
+
 // quarantines lists the quarantine directories left in project's object
 // store at s: sitesync's (incoming-sitesync-*) and git receive-pack's
 // (tmp_objdir-incoming-*).

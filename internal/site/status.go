@@ -24,6 +24,11 @@ type PeerStatus struct {
 	Connected bool    `json:"connected"`
 	RTTMillis float64 `json:"rtt_ms"`
 	Since     string  `json:"since,omitempty"`
+	// BehindWrites counts the writes decided here that the peer has not
+	// been told of yet; BehindSeconds is how long ago the oldest of them
+	// was prepared (0 when there is none).
+	BehindWrites  int     `json:"behind_writes"`
+	BehindSeconds float64 `json:"behind_s"`
 }
 
 // RefDBStatus is the health of the refdb.
@@ -39,19 +44,32 @@ type Queues struct {
 	Prepared int `json:"prepared"` // prepared here for another origin, undecided
 }
 
-// Lag says how far this site is behind the refdb.
+// Lag says how far this site is behind the refdb, and how far its peers
+// are behind it.
 type Lag struct {
 	CaughtUp bool `json:"caught_up"`
+	// PeersBehind counts the peers with writes of this site not yet
+	// delivered (see PeerStatus).
+	PeersBehind int `json:"peers_behind"`
 }
 
 func (s *Site) status(ctx context.Context) any {
 	st := Status{Site: s.cfg.Site.Name, Peers: []PeerStatus{}, RefDB: RefDBStatus{Backend: string(s.cfg.RefDB.Backend), Healthy: true}}
+	q := s.coord.Queues()
+	st.Queues = Queues{Outbound: q.Outbound, Prepared: q.Prepared}
+	st.Lag.CaughtUp = s.coord.Ready() == nil
+	now := time.Now()
 	if s.mesh != nil {
 		st.Instance = s.mesh.InstanceID().String()
 		for _, p := range s.mesh.Peers() {
 			ps := PeerStatus{Name: p.Name, Connected: p.Connected, RTTMillis: float64(p.RTT.Microseconds()) / 1000}
 			if !p.Since.IsZero() {
 				ps.Since = p.Since.UTC().Format(time.RFC3339)
+			}
+			if b := q.Behind[p.Name]; b.Writes > 0 {
+				ps.BehindWrites = b.Writes
+				ps.BehindSeconds = max(0, now.Sub(b.Oldest).Seconds())
+				st.Lag.PeersBehind++
 			}
 			st.Peers = append(st.Peers, ps)
 		}
@@ -61,9 +79,6 @@ func (s *Site) status(ctx context.Context) any {
 	if err := refdb.Ping(pctx, s.store); err != nil {
 		st.RefDB.Healthy, st.RefDB.Error = false, err.Error()
 	}
-	q := s.coord.Queues()
-	st.Queues = Queues{Outbound: q.Outbound, Prepared: q.Prepared}
-	st.Lag.CaughtUp = s.coord.Ready() == nil
 	return st
 }
 
