@@ -6,7 +6,9 @@
 // match the NoteDb patterns (notedb.refs) and the objects reachable from the
 // new values and not from the old ones must total at most notedb.max_bytes;
 // it returns those objects, read through one long-lived cat-file process,
-// in dependency order. A Codec encodes one or more writes (Delta) as one
+// in dependency order. An ObjectCache in front of that process answers the
+// reads of objects an earlier update wrote (the commit and tree the next
+// update of a change moves from) without a round trip. A Codec encodes one or more writes (Delta) as one
 // versioned frame: raw objects and ref updates, zstd-compressed with a
 // dictionary trained on generated NoteDb text (internal/gendict, embedded).
 // Object ids are not sent: the decoder hashes the contents. A small batch
@@ -33,6 +35,6 @@
 // them, in refdb version order, only after Apply succeeded (objects before
 // refs).
 //
-// Concurrency: Codec, Classifier, Applier and Batcher are safe for
+// Concurrency: Codec, Classifier, Applier, Batcher and ObjectCache are safe for
 // concurrent use. Encode, Decode, Verify and Links are pure.
 package notedbfast

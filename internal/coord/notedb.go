@@ -114,6 +114,7 @@ type noteDB struct {
 
 	mu       sync.Mutex
 	batchers map[string]*notedbfast.Batcher[*ndWrite, Result] // by project
+	objects  map[string]*notedbfast.ObjectCache               // by project, over its repository's cat-file
 	seq      map[string]uint64                                // project+peer → Seq of the last COMMIT-DELTA sent there
 	closed   bool
 
@@ -206,7 +207,8 @@ func newNoteDB(cfg *NoteDBConfig, reg prometheus.Registerer) (*noteDB, error) {
 		}
 	}
 	return &noteDB{cfg: cfg, metrics: m, resends: resends, commits: commits, codec: codec, applier: notedbfast.NewApplier(m),
-		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), seq: make(map[string]uint64), in: make(map[string]*inOrder)}, nil
+		batchers: make(map[string]*notedbfast.Batcher[*ndWrite, Result]), objects: make(map[string]*notedbfast.ObjectCache),
+		seq: make(map[string]uint64), in: make(map[string]*inOrder)}, nil
 }
 
 // close stops the batchers (queued writes fail with ErrClosed) and the
@@ -225,11 +227,12 @@ func (n *noteDB) close() {
 
 // ndWrite is one write on the fast path at its origin.
 type ndWrite struct {
-	w     *write
-	repo  *git.Repo
-	objs  []notedbfast.Object
-	bytes int64
-	start time.Time
+	w       *write
+	repo    *git.Repo
+	objects *notedbfast.ObjectCache // the project's recent objects, over repo.Objects
+	objs    []notedbfast.Object
+	bytes   int64
+	start   time.Time
 }
 
 func (nw *ndWrite) delta() notedbfast.Delta {
@@ -270,7 +273,8 @@ func (c *Coordinator) writeNoteDB(ctx context.Context, project string, repo *git
 	// Detached: a client that goes away mid-read would kill the
 	// repository's shared cat-file under every other write. The walk is
 	// bounded by notedb.max_bytes.
-	cls, err := cl.Classify(context.WithoutCancel(ctx), repo.Objects, toFast(ups))
+	objects := c.nd.objectCache(project, repo.Objects)
+	cls, err := cl.Classify(context.WithoutCancel(ctx), objects, toFast(ups))
 	switch {
 	case errors.Is(err, git.ErrObjectMissing):
 		return Result{}, true, fmt.Errorf("%w: objects of the write are not in %q at site %s: %v", ErrInvalid, project, c.cfg.Site, err)
@@ -287,7 +291,7 @@ func (c *Coordinator) writeNoteDB(ctx context.Context, project string, repo *git
 	if err != nil {
 		return Result{}, true, err
 	}
-	res, err = b.Submit(ctx, &ndWrite{w: w, repo: repo, objs: cls.Objects, bytes: cls.Bytes, start: time.Now()})
+	res, err = b.Submit(ctx, &ndWrite{w: w, repo: repo, objects: objects, objs: cls.Objects, bytes: cls.Bytes, start: time.Now()})
 	return res, true, err
 }
 
@@ -307,6 +311,24 @@ func (n *noteDB) batcher(project string, cfg *NoteDBConfig, flush notedbfast.Flu
 		n.batchers[project] = b
 	}
 	return b, nil
+}
+
+// ndObjectCache bounds the objects kept per project by objectCache: the
+// commits and trees the next updates of the project's busy changes move
+// from.
+const ndObjectCache = 4 << 20
+
+// objectCache returns the cache of project's objects read through r, its
+// repository's cat-file (a new one when the repository was reopened).
+func (n *noteDB) objectCache(project string, r notedbfast.ObjectReader) *notedbfast.ObjectCache {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	oc := n.objects[project]
+	if oc == nil || oc.Reader() != r {
+		oc = notedbfast.NewObjectCache(r, ndObjectCache)
+		n.objects[project] = oc
+	}
+	return oc
 }
 
 // flushNoteDB runs one batch of writes of one project to their decisions
@@ -528,7 +550,7 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 	for k, i := range voters {
 		ds[k] = batch[i].delta()
 	}
-	frame, based, err := c.ndFrame(ctx, batch[voters[0]].repo.Objects, ds)
+	frame, based, err := c.ndFrame(ctx, batch[voters[0]].objects, ds)
 	plain := sync.OnceValues(func() ([]byte, error) {
 		if !based {
 			return frame, nil
@@ -952,7 +974,7 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 			based = err == nil && len(ids) > 0
 		} else {
 			var err error
-			if f, based, err = c.ndFrame(context.Background(), ws[0].repo.Objects, ds); err != nil {
+			if f, based, err = c.ndFrame(context.Background(), ws[0].objects, ds); err != nil {
 				return frameOf{}, err
 			}
 		}
