@@ -16,5 +16,9 @@
 // looking up each new ref value: the cost is bounded by the pack, never by
 // the size of the repository (no rev-list --not --all).
 //
+// DropStaleGit removes what git's own receive-pack leaves when it is killed
+// mid-push (tmp_objdir-incoming-*), once nothing in it has changed for a
+// while; catch-up calls it for every project.
+//
 // A Quarantine is not safe for concurrent use: one transaction owns it.
 package packsync

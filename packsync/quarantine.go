@@ -2,12 +2,15 @@ package packsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
 	txnid "github.com/sitesync/sitesync/internal/txn"
@@ -176,6 +179,55 @@ func (q *Quarantine) Drop() error {
 		return fmt.Errorf("drop quarantine: %w", err)
 	}
 	return nil
+}
+
+// gitQuarantinePrefix names the quarantine directories git's receive-pack
+// makes inside objects/ for a push, and removes when the push ends.
+const gitQuarantinePrefix = "tmp_objdir-incoming-"
+
+// DropStaleGit removes the quarantines git's receive-pack left in the
+// repository at repo — a receive-pack killed mid-push leaves its
+// tmp_objdir-incoming-* behind — in which nothing has changed for idle
+// before now: a push still receiving writes into its quarantine, and one
+// waiting for its hooks' decision waits far less than idle. It returns the
+// names of those it removed.
+func DropStaleGit(repo string, idle time.Duration, now time.Time) ([]string, error) {
+	objects := filepath.Join(repo, "objects")
+	entries, err := os.ReadDir(objects)
+	if err != nil {
+		return nil, fmt.Errorf("list git quarantines: %w", err)
+	}
+	var dropped []string
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), gitQuarantinePrefix) {
+			continue
+		}
+		dir := filepath.Join(objects, e.Name())
+		var newest time.Time
+		walkErr := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+			return nil
+		})
+		if walkErr != nil || now.Sub(newest) < idle {
+			continue // changing under us, or in use: leave it
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("drop git quarantine: %w", err))
+			continue
+		}
+		dropped = append(dropped, e.Name())
+	}
+	return dropped, errors.Join(errs...)
 }
 
 func rank(name string) int {

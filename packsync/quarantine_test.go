@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -102,4 +106,59 @@ func TestCreateRejectsBadTxn(t *testing.T) {
 		_, err := Create(t.TempDir(), txn)
 		require.ErrorContains(t, err, "invalid transaction id", txn)
 	}
+}
+
+// A receive-pack killed mid-push leaves its quarantine (the pushed objects
+// in tmp_objdir-incoming-*): DropStaleGit leaves it while it is recent,
+// removes it once nothing in it changed for the idle time, and touches
+// neither the repository's objects nor sitesync's own quarantines.
+func TestDropStaleGit(t *testing.T) {
+	env := gittest.Env(t)
+	origin, peer, _, tip := sites(t, env)
+	// The hook tells which receive-pack runs it, and its own pid, then
+	// waits to be killed.
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	hook := "#!/bin/sh\necho $PPID $$ > " + pidFile + ".tmp && mv " + pidFile + ".tmp " + pidFile + "\nexec sleep 60\n"
+	require.NoError(t, os.WriteFile(filepath.Join(peer, "hooks", "pre-receive"), []byte(hook), 0o755))
+	push := exec.Command("git", "push", "--quiet", peer, "main")
+	push.Dir, push.Env = origin, env.Vars()
+	require.NoError(t, push.Start())
+	var pids []int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		pids = nil
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				return false
+			}
+			pids = append(pids, pid)
+		}
+		return len(pids) == 2
+	}, 20*time.Second, 10*time.Millisecond, "the pre-receive hook did not run")
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL)) // receive-pack
+	_ = push.Wait()                                            // fails: its receive-pack is gone
+	_ = syscall.Kill(pids[1], syscall.SIGKILL)                 // the hook's sleep
+
+	left, _ := filepath.Glob(filepath.Join(peer, "objects", "tmp_objdir-incoming-*"))
+	require.Len(t, left, 1, "the killed receive-pack left its quarantine")
+	objs, _ := filepath.Glob(filepath.Join(left[0], "??", "*"))
+	require.NotEmpty(t, objs, "with the pushed objects in it (loose: a small push is unpacked)")
+	ours, err := Create(peer, "txn-ours")
+	require.NoError(t, err)
+
+	dropped, err := DropStaleGit(peer, time.Hour, time.Now())
+	require.NoError(t, err)
+	require.Empty(t, dropped, "a recent quarantine may be a push in progress")
+
+	dropped, err = DropStaleGit(peer, time.Hour, time.Now().Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Base(left[0])}, dropped)
+	require.NoDirExists(t, left[0])
+	require.DirExists(t, ours.Dir(), "sitesync's own quarantines are not git's")
+	require.False(t, hasObject(env, peer, tip), "the killed push's objects never reached the repository")
+	env.Run(t, peer, "fsck", "--strict", "--no-dangling")
 }

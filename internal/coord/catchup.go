@@ -124,12 +124,26 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// gitTmpAge is how long nothing must have changed in a quarantine git's
+// receive-pack left before catch-up removes it: a push receiving a pack
+// writes into it all along, and one waiting for its decision waits at most
+// its replication timeout.
+const gitTmpAge = 2 * time.Hour
+
 // dropOrphans removes the project's quarantines that no prepared write owns
-// and that have not changed for orphanAge.
+// and that have not changed for orphanAge, and those git's receive-pack
+// left (killed mid-push) that have not changed for gitTmpAge.
 func (c *Coordinator) dropOrphans(name string) {
 	repo, err := c.cfg.Repos.Open(name)
 	if err != nil {
 		return
+	}
+	dropped, err := packsync.DropStaleGit(repo.Dir, gitTmpAge, time.Now())
+	for _, d := range dropped {
+		c.log.Info("dropped a quarantine git's receive-pack left", "project", name, "dir", d)
+	}
+	if err != nil {
+		c.log.Warn("drop git quarantines", "project", name, "error", err)
 	}
 	ids, err := packsync.List(repo.Dir)
 	if err != nil {
