@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -68,21 +67,14 @@ func (c *CatFile) Object(ctx context.Context, id string) (Object, error) {
 
 // Info returns the type and size of an object without reading it.
 func (c *CatFile) Info(ctx context.Context, id string) (typ string, size int64, err error) {
-	if err := checkRev(id); err != nil {
+	infos, err := c.Infos(ctx, []string{id})
+	switch {
+	case err != nil:
 		return "", 0, err
-	}
-	c.p.mu.Lock()
-	defer c.p.mu.Unlock()
-	err = c.p.exchange(ctx,
-		func(w *bufio.Writer) error { _, err := fmt.Fprintf(w, "info %s\n", id); return err },
-		func(r *bufio.Reader) error {
-			typ, _, size, err = readHeader(r, id)
-			return err
-		})
-	if errors.Is(err, ErrObjectMissing) {
+	case infos[0].Missing:
 		return "", 0, fmt.Errorf("%s: %w", id, ErrObjectMissing)
 	}
-	return typ, size, err
+	return infos[0].Type, infos[0].Size, nil
 }
 
 // Info is what Infos answers for one name: Missing, or the object's id,
@@ -94,14 +86,37 @@ type Info struct {
 	Missing bool
 }
 
-// infoChunk bounds the requests written before their answers are read, so
-// that git never blocks on a full stdout pipe while we still write its
-// stdin (an answer is under 100 bytes; a pipe holds 64 KiB).
-const infoChunk = 256
+// infoChunk and infoChunkBytes bound the requests written before their
+// answers are read, so that git never blocks on a full stdout pipe while we
+// still write its stdin (a pipe holds 64 KiB). An answer is under 100 bytes
+// for an object, but a missing name comes back whole ("<name> missing"):
+// the names' bytes count too.
+const (
+	infoChunk      = 256
+	infoChunkBytes = 16 << 10
+)
+
+// infoChunks cuts names into the chunks Infos writes at once.
+func infoChunks(names []string) [][]string {
+	var out [][]string
+	start, size := 0, 0
+	for i, n := range names {
+		if i > start && (i-start == infoChunk || size+len(n)+16 > infoChunkBytes) {
+			out = append(out, names[start:i])
+			start, size = i, 0
+		}
+		size += len(n) + 16 // "info ", the newline; " missing" or an answer's header
+	}
+	if start < len(names) {
+		out = append(out, names[start:])
+	}
+	return out
+}
 
 // Infos answers, in order, for each of names (object ids or revisions such
 // as full ref names) whether the repository has it and what it is, in one
-// exchange per 256 names instead of a round trip each.
+// exchange per 256 names (fewer if they are long) instead of a round trip
+// each.
 func (c *CatFile) Infos(ctx context.Context, names []string) ([]Info, error) {
 	for _, n := range names {
 		if err := checkRev(n); err != nil {
@@ -111,7 +126,7 @@ func (c *CatFile) Infos(ctx context.Context, names []string) ([]Info, error) {
 	out := make([]Info, 0, len(names))
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	for chunk := range slices.Chunk(names, infoChunk) {
+	for _, chunk := range infoChunks(names) {
 		err := c.p.exchange(ctx,
 			func(w *bufio.Writer) error {
 				for _, n := range chunk {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -186,6 +187,21 @@ func TestCatFile(t *testing.T) {
 	}
 	_, err = repo.Objects.Infos(ctx, []string{c1, "bad name"})
 	require.ErrorContains(t, err, "invalid object name")
+
+	// Long missing names come back whole: 256 of 1 KiB would fill git's
+	// stdout while we still wrote its stdin, had chunks not counted bytes.
+	long := make([]string, 300)
+	for i := range long {
+		long[i] = fmt.Sprintf("refs/changes/%04d/", i) + strings.Repeat("x", 1000)
+	}
+	deadline, cancelLong := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelLong()
+	infos, err = repo.Objects.Infos(deadline, long)
+	require.NoError(t, err)
+	require.Len(t, infos, len(long))
+	for i, in := range infos {
+		require.True(t, in.Missing, "name %d", i)
+	}
 
 	// A cancelled request kills the process; the next one starts a new one.
 	cancelled, cancel := context.WithCancel(ctx)

@@ -113,6 +113,7 @@ type fastRefs struct {
 // reason, having changed nothing, when git must run the transaction
 // instead; otherwise the transaction's outcome.
 func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason string, err error) {
+	f.reread = false // set again only if this apply reads the configuration
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -189,7 +190,7 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 	var packed *packedRefs
 	write := make([]bool, len(ups))
 	for i, up := range ups {
-		cur, why := readLoose(filepath.Join(f.gitDir, up.Ref))
+		cur, why := readLoose(tx.paths[i]) // locked in this order
 		if why != "" {
 			return why, nil
 		}
@@ -242,9 +243,6 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 // prepare resolves the repository and (re)reads its configuration when it
 // changed. It returns why the fast path may not run, if it may not.
 func (f *fastRefs) prepare(ctx context.Context) string {
-	if f.objects == nil {
-		return "no object reader to check new objects"
-	}
 	if f.noFast != "" {
 		return f.noFast
 	}
@@ -270,7 +268,6 @@ func (f *fastRefs) prepare(ctx context.Context) string {
 		return "repository config: " + err.Error()
 	}
 	key := keyOf(fi, time.Now())
-	f.reread = false
 	if f.cfg != nil && f.cfg.key.same(key) {
 		return f.cfg.unusable
 	}
@@ -592,11 +589,10 @@ func (t *refTxn) undo() {
 // packedRefs is the parsed packed-refs file, kept while the file does not
 // change.
 type packedRefs struct {
-	loaded bool
-	key    fileKey // zero when there is no file
-	names  []string
-	ids    []string // by names' index
-	bad    string   // why the file cannot be used, if it cannot
+	key   fileKey // zero when there is no file
+	names []string
+	ids   []string // by names' index
+	bad   string   // why the file cannot be used, if it cannot
 }
 
 // load (re)reads the packed-refs file at path unless the cached parse is of
@@ -605,18 +601,18 @@ func (p *packedRefs) load(path string) string {
 	now := time.Now()
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
-		*p = packedRefs{loaded: true}
+		*p = packedRefs{}
 		return ""
 	}
 	if err != nil {
 		return "packed-refs: " + err.Error()
 	}
-	if p.loaded && p.key != (fileKey{}) && p.key.same(keyOf(fi, now)) {
+	if p.key != (fileKey{}) && p.key.same(keyOf(fi, now)) {
 		return p.bad
 	}
 	fd, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		*p = packedRefs{loaded: true} // removed since the Stat
+		*p = packedRefs{} // removed since the Stat
 		return ""
 	}
 	if err != nil {
@@ -632,7 +628,6 @@ func (p *packedRefs) load(path string) string {
 		return "packed-refs: " + err.Error()
 	}
 	*p = parsePacked(string(data))
-	p.loaded = true
 	p.key = keyOf(fi, now)
 	return p.bad
 }

@@ -388,10 +388,16 @@ func TestRefFastFallbacks(t *testing.T) {
 		name:   "unchecked old value",
 		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x", New: c2}} },
 		reason: "unchecked old value",
+		check: func(t *testing.T, dir, c1, c2 string) {
+			require.Equal(t, c2, listRefs(t, dir)["refs/heads/x"])
+		},
 	}, {
 		name:   "unusual name",
 		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/é", Old: ZeroID, New: c2}} },
 		reason: "unusual ref name",
+		check: func(t *testing.T, dir, c1, c2 string) {
+			require.Equal(t, c2, listRefs(t, dir)["refs/heads/é"])
+		},
 	}, {
 		name:   "bad name",
 		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x..y", Old: ZeroID, New: c2}} },
