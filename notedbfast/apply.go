@@ -199,7 +199,7 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	var ask []string
 	asked := map[string]bool{}
 	name := func(id string) {
-		if !asked[id] && !carried[id] && isID(id) && id != ZeroID && id != emptyTree {
+		if !asked[id] && !carried[id] && git.IsID(id) && id != ZeroID && id != emptyTree {
 			asked[id] = true
 			ask = append(ask, id)
 		}
@@ -294,7 +294,7 @@ func check(d Delta, verified []verifiedObject, pending map[string]bool, has func
 		if err := checkRef(u.Ref); err != nil {
 			return nil, err
 		}
-		if !isID(u.Old) || !isID(u.New) {
+		if !git.IsID(u.Old) || !git.IsID(u.New) {
 			return nil, fmt.Errorf("ref %s: invalid update %q -> %q", u.Ref, u.Old, u.New)
 		}
 		if u.New != ZeroID {

@@ -120,7 +120,7 @@ func (c *Classifier) Classify(ctx context.Context, r ObjectReader, updates []Upd
 		if !c.match(u.Ref) {
 			return pack("ref %q is not a NoteDb ref", u.Ref)
 		}
-		if !isID(u.Old) || !isID(u.New) {
+		if !git.IsID(u.Old) || !git.IsID(u.New) {
 			return Classification{}, fmt.Errorf("classify: ref %s: invalid update %q -> %q", u.Ref, u.Old, u.New)
 		}
 		if u.New != ZeroID {

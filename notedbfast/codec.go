@@ -13,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/wirebuf"
 )
 
@@ -273,11 +274,13 @@ func readHeader(b []byte, lim Limits) (frameHeader, error) {
 	budget := maxBases
 	n := r.count("bases", &budget, 20)
 	h := frameHeader{projects: ps}
+	seen := make(map[string]bool, n)
 	for range n {
 		id := r.id("base")
-		if r.Err == nil && slices.Contains(h.bases, id) {
+		if r.Err == nil && seen[id] {
 			r.Fail("base %s named twice", id)
 		}
+		seen[id] = true
 		h.bases = append(h.bases, id)
 	}
 	if r.Err != nil {
@@ -304,11 +307,13 @@ func readProjects(b []byte, lim Limits) ([]string, []byte, error) {
 		r.Fail("no projects")
 	}
 	ps := make([]string, 0, n)
+	seen := make(map[string]bool, n)
 	for range n {
 		p := r.str("project")
-		if r.Err == nil && (p == "" || slices.Contains(ps, p)) {
+		if r.Err == nil && (p == "" || seen[p]) {
 			r.Fail("project %q is empty or named twice", p)
 		}
+		seen[p] = true
 		ps = append(ps, p)
 	}
 	if r.Err != nil {
@@ -323,9 +328,8 @@ const (
 	// leaves out of the frame header (the reader knows the history from
 	// the frame's bases).
 	baseDictID = 0
-	// maxBases and maxBaseBytes bound the history of a based frame.
-	maxBases     = 1024
-	maxBaseBytes = MaxBaseBytes
+	// maxBases and MaxBaseBytes bound the history of a based frame.
+	maxBases = 1024
 )
 
 // MaxBaseBytes bounds the contents of the objects one frame is compressed
@@ -352,8 +356,8 @@ func checkBases(bases []Object) ([]Object, error) {
 		size += len(o.Data)
 		out = append(out, o)
 	}
-	if len(out) > maxBases || size > maxBaseBytes {
-		return nil, fmt.Errorf("%d base objects of %d bytes exceed the limits (%d, %d bytes)", len(out), size, maxBases, maxBaseBytes)
+	if len(out) > maxBases || size > MaxBaseBytes {
+		return nil, fmt.Errorf("%d base objects of %d bytes exceed the limits (%d, %d bytes)", len(out), size, maxBases, MaxBaseBytes)
 	}
 	return out, nil
 }
@@ -383,7 +387,7 @@ func (c *Codec) history(bases []Object) []byte {
 // commit, its tree unless empty, and the entries of that tree that the
 // delta's new tree replaces under the same name (a notes blob that grew),
 // one level of subtrees deep. A peer whose ref is at the old value holds
-// them all. Objects past maxBases or maxBaseBytes are left out.
+// them all. Objects past maxBases or MaxBaseBytes are left out.
 func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
 	var out []Object
 	seen := map[string]bool{}
@@ -397,7 +401,7 @@ func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
 			return Object{}, false, fmt.Errorf("base %s: %w", id, err)
 		}
 		t, err := ParseObjectType(g.Type)
-		if err != nil || t != want || size+len(g.Data) > maxBaseBytes {
+		if err != nil || t != want || size+len(g.Data) > MaxBaseBytes {
 			return Object{}, false, nil
 		}
 		seen[id] = true
@@ -423,7 +427,7 @@ func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
 				continue // not a commit, or already a base
 			}
 			oldTree, _, _ := line(old.Data, "tree")
-			if oldTree == emptyTreeID || !isID(oldTree) {
+			if oldTree == emptyTree || !git.IsID(oldTree) {
 				continue
 			}
 			ot, ok, err := add(oldTree, Tree)
@@ -443,9 +447,6 @@ func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
 	}
 	return out, nil
 }
-
-// emptyTreeID is the id of git's empty tree.
-const emptyTreeID = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 // addReplaced adds the entries of old that nt replaces under the same
 // name, descending depth levels of subtrees that are new in the delta.
@@ -518,6 +519,23 @@ func (c *Codec) DecodeBased(b []byte, lim Limits, read func(ids []string) ([]Obj
 		return nil, err
 	}
 	projects := fh.projects
+	// Everything the frame itself tells is checked before the reader's
+	// repository is asked for its bases.
+	z := append(zstdMagic[:len(zstdMagic):len(zstdMagic)], fh.z...)
+	var h zstd.Header
+	if err := h.Decode(z); err != nil {
+		return nil, fmt.Errorf("%w: zstd header: %v", ErrFrame, err)
+	}
+	if !h.HasFCS || !h.SingleSegment {
+		return nil, fmt.Errorf("%w: zstd frame does not declare its size", ErrFrame)
+	}
+	n := h.FrameContentSize
+	if n > uint64(lim.MaxBytes) || n > hardMaxBytes {
+		return nil, fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrFrame, n, lim.MaxBytes)
+	}
+	if len(fh.bases) > 0 && h.DictionaryID != baseDictID {
+		return nil, fmt.Errorf("%w: frame names bases but zstd dictionary %#x", ErrFrame, h.DictionaryID)
+	}
 	dec := c.dec
 	if len(fh.bases) > 0 {
 		if read == nil {
@@ -544,21 +562,6 @@ func (c *Codec) DecodeBased(b []byte, lim Limits, read func(ids []string) ([]Obj
 			return nil, fmt.Errorf("zstd decoder: %w", err)
 		}
 		defer dec.Close()
-	}
-	z := append(zstdMagic[:len(zstdMagic):len(zstdMagic)], fh.z...)
-	var h zstd.Header
-	if err := h.Decode(z); err != nil {
-		return nil, fmt.Errorf("%w: zstd header: %v", ErrFrame, err)
-	}
-	if !h.HasFCS || !h.SingleSegment {
-		return nil, fmt.Errorf("%w: zstd frame does not declare its size", ErrFrame)
-	}
-	n := h.FrameContentSize
-	if n > uint64(lim.MaxBytes) || n > hardMaxBytes {
-		return nil, fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrFrame, n, lim.MaxBytes)
-	}
-	if len(fh.bases) > 0 && h.DictionaryID != baseDictID {
-		return nil, fmt.Errorf("%w: frame names bases but zstd dictionary %#x", ErrFrame, h.DictionaryID)
 	}
 	raw, err := dec.DecodeAll(z, make([]byte, 0, n))
 	if err != nil {
@@ -639,7 +642,7 @@ func marshal(ds []Delta) ([]string, []byte, error) {
 			}
 			b = AppendRefName(b, u.Ref)
 			for _, id := range []string{u.Old, u.New} {
-				if !isID(id) {
+				if !git.IsID(id) {
 					return nil, nil, fmt.Errorf("ref %s: invalid object id %q", u.Ref, id)
 				}
 				if id == ZeroID {
@@ -767,7 +770,7 @@ func firstParent(o Object) string {
 		return ""
 	}
 	p, _, ok := line(rest, "parent")
-	if !ok || !isID(p) {
+	if !ok || !git.IsID(p) {
 		return ""
 	}
 	return p
@@ -779,7 +782,7 @@ func appendString(b []byte, s string) []byte {
 }
 
 func appendID(b []byte, id string) ([]byte, error) {
-	if !isID(id) {
+	if !git.IsID(id) {
 		return nil, fmt.Errorf("invalid object id %q", id)
 	}
 	raw, _ := hex.DecodeString(id)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sitesync/sitesync/internal/git"
 )
 
 // ObjectType is a git object type, numbered as in git's pack format.
@@ -139,7 +141,7 @@ func line(data []byte, key string) (value string, rest []byte, ok bool) {
 
 func commitLinks(data []byte) ([]string, error) {
 	tree, rest, ok := line(data, "tree")
-	if !ok || !isID(tree) {
+	if !ok || !git.IsID(tree) {
 		return nil, errors.New("bad tree line")
 	}
 	links := []string{tree}
@@ -149,7 +151,7 @@ func commitLinks(data []byte) ([]string, error) {
 		if !ok {
 			break
 		}
-		if !isID(p) {
+		if !git.IsID(p) {
 			return nil, errors.New("bad parent line")
 		}
 		if !seen[p] {
@@ -179,7 +181,7 @@ func commitLinks(data []byte) ([]string, error) {
 
 func tagLinks(data []byte) ([]string, error) {
 	obj, rest, ok := line(data, "object")
-	if !ok || !isID(obj) {
+	if !ok || !git.IsID(obj) {
 		return nil, errors.New("bad object line")
 	}
 	typ, rest, ok := line(rest, "type")
@@ -288,20 +290,6 @@ func compareEntries(a string, aDir bool, b string, bDir bool) int {
 		b += "/"
 	}
 	return strings.Compare(a, b)
-}
-
-// isID reports whether s is 40 lower-case hex digits.
-func isID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
