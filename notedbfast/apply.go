@@ -502,20 +502,20 @@ func writeIndexPack(ctx context.Context, repoDir string, objs []Object) error {
 	return nil
 }
 
-// zlibFree holds idle compressors for loose and pack writing. Each holds
+// zlibFree holds idle compressors for loose objects. Each holds
 // about a megabyte of tables, far more than the objects of a delta; unlike
 // a sync.Pool, which every GC empties (under load, a new compressor per
 // batch), the free list keeps them across GCs, bounded by its capacity.
 var zlibFree = make(chan *zlib.Writer, zlibFreeMax)
 
-// zlibFreeMax bounds the idle compressors kept: writeLoose and writePack
-// use one each per call, so a few cover the batches applied at once.
+// zlibFreeMax bounds the idle compressors kept: writeLoose uses one per
+// call, so a few cover the batches applied at once.
 const zlibFreeMax = 8
 
 // getZlib returns a compressor writing to w. Objects favour speed, as
 // git's core.looseCompression does; klauspost/compress builds the Huffman
-// codes of a small object about twice as fast as compress/flate, which is
-// most of the cost of packing a batch (BenchmarkPackOf).
+// codes of a small object about twice as fast as compress/flate. (Packs
+// store their objects uncompressed: see packOf.)
 func getZlib(w io.Writer) *zlib.Writer {
 	select {
 	case z := <-zlibFree:

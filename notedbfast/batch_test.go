@@ -190,18 +190,27 @@ func TestBatcherRelease(t *testing.T) {
 			b := NewBatcher(BatcherConfig[int]{}, flush)
 			defer b.Close()
 			done := make(chan error, 2)
+			ended := func() error { // a Submit's end, or the test fails in time
+				select {
+				case err := <-done:
+					return err
+				case <-time.After(10 * time.Second):
+					t.Fatal("a batch did not end")
+					return nil
+				}
+			}
 			go func() { _, err := b.Submit(t.Context(), 1); done <- err }()
 			require.Eventually(t, func() bool { return flushes.Load() == 1 }, 5*time.Second, time.Millisecond)
 			go func() { _, err := b.Submit(t.Context(), 2); done <- err }()
 			if tc.release {
-				require.NoError(t, <-done, "the second batch ends while the first still runs")
+				require.NoError(t, ended(), "the second batch ends while the first still runs")
 				close(gate)
 			} else {
 				require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 }, 5*time.Second, time.Millisecond)
 				close(gate)
-				require.NoError(t, <-done)
+				require.NoError(t, ended())
 			}
-			require.NoError(t, <-done)
+			require.NoError(t, ended())
 			require.Equal(t, tc.wantPeak, peak.Load())
 			require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.inFlight == 0 }, 5*time.Second, time.Millisecond, "every slot is given back")
 		})

@@ -134,8 +134,10 @@ type Codec struct {
 // frames from any sender of this version. m may be nil.
 func NewCodec(dict []byte, m *Metrics) (*Codec, error) {
 	eopts := []zstd.EOption{zstd.WithEncoderLevel(encoderLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1 << 20),
-		// Every object is checked by hash at the peer; the frame checksum would
-		// add 4 bytes to a frame of a few hundred.
+		// No frame checksum (4 bytes on a frame of a few hundred): objects
+		// travel without ids, so a payload that decodes wrongly cannot be
+		// told by hash; zstd's own format checks and the payload's strict
+		// parse are what refuse it.
 		zstd.WithEncoderCRC(false),
 		// A frame is decompressed whole: a single segment drops the window
 		// byte from the header, which then always declares the payload size.
@@ -502,8 +504,8 @@ func treeEntries(data []byte) map[string]treeEntry {
 }
 
 // Decode reads a frame. Every field is checked against lim and against the
-// format (ids are hex, types known, names sane); object hashes are not
-// checked here but by the Applier. Errors wrap ErrFrame or ErrVersion.
+// format (ids are hex, types known, names sane); each object's id is its
+// hash, computed here. Errors wrap ErrFrame or ErrVersion.
 func (c *Codec) Decode(b []byte, lim Limits) ([]Delta, error) { return c.DecodeBased(b, lim, nil) }
 
 // DecodeBased is Decode for frames that EncodeBased may have compressed
