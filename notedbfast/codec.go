@@ -210,7 +210,7 @@ func (c *Codec) EncodeBased(bases []Object, ds ...Delta) ([]byte, error) {
 	out := []byte{frameTag | Version}
 	out = binary.AppendUvarint(out, uint64(len(projects)))
 	for _, p := range projects {
-		out = appendString(out, p)
+		out = wirebuf.AppendString(out, p)
 	}
 	out = binary.AppendUvarint(out, uint64(len(bases)))
 	for _, o := range bases {
@@ -614,7 +614,7 @@ func marshal(ds []Delta) ([]string, []byte, error) {
 		if len(d.Txn) > maxName {
 			return nil, nil, fmt.Errorf("txn of %d bytes", len(d.Txn))
 		}
-		b = appendString(b, d.Txn)
+		b = wirebuf.AppendString(b, d.Txn)
 		b = binary.AppendUvarint(b, uint64(len(d.Objects)))
 		index := make(map[string]int, len(d.Objects))
 		parentOf := map[string]int{}
@@ -776,11 +776,6 @@ func firstParent(o Object) string {
 		return ""
 	}
 	return p
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 func appendID(b []byte, id string) ([]byte, error) {

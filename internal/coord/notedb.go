@@ -641,7 +641,11 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	ask := func(h deltaHeader, frame []byte, idx []int) map[int]deltaVote {
 		lacksBases = false
 		got := make(map[int]deltaVote, len(idx))
-		reply, err := c.cfg.Mesh.Request(ctx, peer, KindPrepareDelta, encodeDelta(deltaMsg{Header: h, Frame: frame}))
+		msg, err := encodeDelta(deltaMsg{Header: h, Frame: frame}) // no versions: cannot fail
+		var reply []byte
+		if err == nil {
+			reply, err = c.cfg.Mesh.Request(ctx, peer, KindPrepareDelta, msg)
+		}
 		var m deltaVotesMsg
 		reason := ""
 		if errors.Is(err, transport.ErrNoHandler) {
@@ -957,7 +961,8 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 // objects the writes build on for a few writes, the versions then named by
 // their place in the frame. A peer that cannot read a named form (its
 // entry is gone, it lacks the frame's bases) answers an error and gets the
-// versions spelled out, with a plain frame if it needs the objects.
+// versions spelled out, without a frame: a peer lacking the bases lacks
+// the commits the writes build on too, so its commit fetches the objects.
 func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, decided []int, held map[string]*peerVotes, prepFrame []byte, entryUps []Update, queued <-chan struct{}) {
 	ds := make([]notedbfast.Delta, len(ws))
 	for k, nw := range ws {
@@ -1005,7 +1010,11 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 		defer c.delivering.Delete(e.Txn)
 		c.sendAll(ctx, e, queued, func(ctx context.Context, p string) error {
 			send := func(m deltaMsg) error {
-				_, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, encodeDelta(m))
+				msg, err := encodeDelta(m)
+				if err != nil {
+					return err
+				}
+				_, err = c.cfg.Mesh.Request(ctx, p, KindCommitDelta, msg)
 				return err
 			}
 			full := deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: e.Txn, Project: e.Project, Versions: vs, Seq: seqs[p]}}
@@ -1068,7 +1077,11 @@ func holdsAll(held map[int]bool, decided []int) bool {
 // ndRelease tells peers that no write of batch g they prepared was decided.
 // Best effort: a peer that misses it drops the entry at its deadline.
 func (c *Coordinator) ndRelease(g, project string, peers []string) {
-	msg := encodeDelta(deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: g, Project: project}})
+	msg, err := encodeDelta(deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: g, Project: project}})
+	if err != nil { // no versions: cannot happen
+		c.log.Warn("release not encoded", "txn", g, "error", err)
+		return
+	}
 	for _, p := range peers {
 		c.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
@@ -1274,8 +1287,13 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 				repo, _ = c.cfg.Repos.Open(h.Project)
 			}
 			if repo != nil {
-				for _, u := range d.Updates {
-					if cur, err := c.localRef(ctx, repo, u.Ref); err == nil && cur != git.ZeroID {
+				refs := make([]string, len(d.Updates))
+				for k, u := range d.Updates {
+					refs[k] = u.Ref
+				}
+				curs, _ := c.localRefs(ctx, repo, refs) // haves only narrow what is sent
+				for _, cur := range curs {
+					if cur != git.ZeroID {
 						v.Haves = append(v.Haves, cur)
 					}
 				}

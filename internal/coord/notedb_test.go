@@ -86,12 +86,25 @@ func TestNameVersions(t *testing.T) {
 	require.Nil(t, nameVersions([]Version{{Ref: "refs/c", Value: one}}, ups), "a version that no update gives")
 }
 
+// mustEncodeDelta is encodeDelta of a message whose versions are valid.
+func mustEncodeDelta(tb testing.TB, m deltaMsg) []byte {
+	tb.Helper()
+	b, err := encodeDelta(m)
+	require.NoError(tb, err)
+	return b
+}
+
 func TestDeltaWireRoundTrip(t *testing.T) {
 	for _, m := range validDeltaMsgs(t) {
-		got, err := decodeDelta(encodeDelta(m), m.Header.From)
+		got, err := decodeDelta(mustEncodeDelta(t, m), m.Header.From)
 		require.NoError(t, err)
 		require.Equal(t, m, got)
 	}
+	// A value that is not an object id is refused, not sent as the zero id
+	// (which a peer would apply as a deletion).
+	_, err := encodeDelta(deltaMsg{Header: deltaHeader{From: "eu-west", Txn: "eu-west-1", Project: "p",
+		Versions: []Version{{Ref: "refs/changes/01/1/meta", Value: "not an id", Version: 3}}}})
+	require.ErrorContains(t, err, `"not an id" is not an object id`)
 }
 
 func TestDeltaWireRejects(t *testing.T) {
@@ -134,14 +147,14 @@ func FuzzDecodeDelta(f *testing.F) {
 	const from = "eu-west"
 	for _, m := range validDeltaMsgs(f) {
 		m.Header.From = from
-		f.Add(encodeDelta(m))
+		f.Add(mustEncodeDelta(f, m))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeDelta(b, from)
 		if err != nil {
 			return
 		}
-		again, err := decodeDelta(encodeDelta(m), from)
+		again, err := decodeDelta(mustEncodeDelta(t, m), from)
 		if err != nil {
 			t.Fatalf("re-decoding %+v: %v", m.Header, err)
 		}

@@ -325,7 +325,10 @@ type deltaMsg struct {
 // deltaFrameLimits bound the frames of delta messages (as decodeFrame).
 var deltaFrameLimits = notedbfast.Limits{MaxDeltas: 2 * ndBatchWrites}
 
-func encodeDelta(m deltaMsg) []byte {
+// encodeDelta writes a delta envelope. It fails only for a version whose
+// value is not an object id, which the refdb never holds: sent as bytes it
+// would read as the zero id, a deletion.
+func encodeDelta(m deltaMsg) ([]byte, error) {
 	h := m.Header
 	var flags byte
 	if h.Pack {
@@ -355,7 +358,7 @@ func encodeDelta(m deltaMsg) []byte {
 	b = append(b, flags)
 	b = appendTxn(b, h.Txn, h.From)
 	if flags&deltaProject != 0 {
-		b = appendStr(b, h.Project)
+		b = wirebuf.AppendString(b, h.Project)
 	}
 	if flags&deltaTimeout != 0 {
 		b = binary.AppendUvarint(b, uint64(h.TimeoutMS))
@@ -388,20 +391,19 @@ func encodeDelta(m deltaMsg) []byte {
 			b = binary.AppendUvarint(b, uint64(k))
 		} else {
 			b = notedbfast.AppendRefName(b, v.Ref)
-			// Values come from the refdb, which checked them; a value that
-			// is not 40 hex digits would go as the zero id.
 			var id [20]byte
-			if len(v.Value) == 2*len(id) {
-				_, _ = hex.Decode(id[:], []byte(v.Value))
+			if !git.IsID(v.Value) {
+				return nil, fmt.Errorf("version of %s: %q is not an object id", v.Ref, v.Value)
 			}
+			_, _ = hex.Decode(id[:], []byte(v.Value))
 			b = append(b, id[:]...)
 		}
 		b = binary.AppendUvarint(b, v.Version)
 		if vf&versionSites == versionSite {
-			b = appendStr(b, v.Site)
+			b = wirebuf.AppendString(b, v.Site)
 		}
 	}
-	return append(b, m.Frame...)
+	return append(b, m.Frame...), nil
 }
 
 // decodeDelta parses a delta envelope from the site from strictly. The
@@ -724,11 +726,6 @@ func joinTxn(site string, ms uint64, rnd []byte) string {
 func txnSite(id string) (string, bool) {
 	site, _, _, ok := splitTxn(id)
 	return site, ok
-}
-
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 // wireReader consumes a binary envelope; the first error sticks.

@@ -149,7 +149,7 @@ func env(parts ...any) []byte {
 		case int:
 			b = binary.AppendUvarint(b, uint64(p))
 		case string: // a str
-			b = appendStr(b, p)
+			b = wirebuf.AppendString(b, p)
 		case []byte: // raw bytes
 			b = append(b, p...)
 		}
@@ -295,15 +295,15 @@ func measureLone(tb testing.TB, c *Coordinator, d notedbfast.Delta, k uint64, r 
 	for _, u := range ups {
 		vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: k, Site: "us-east"})
 	}
-	prep := encodeDelta(deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, TimeoutMS: 10000}, Frame: frame})
-	commit := encodeDelta(deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Versions: vs, Seq: k, Entry: len(ups), Named: nameVersions(vs, ups)}})
+	prep := mustEncodeDelta(tb, deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, TimeoutMS: 10000}, Frame: frame})
+	commit := mustEncodeDelta(tb, deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Versions: vs, Seq: k, Entry: len(ups), Named: nameVersions(vs, ups)}})
 	am := deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, Versions: vs, Seq: k}, Frame: frame}
 	if based {
 		am.Header.Named = nameVersions(vs, ups)
 	}
-	async := encodeDelta(am)
-	plainCommit := encodeDelta(deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, Versions: vs, Seq: k}})
-	plainAsync := encodeDelta(deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, Versions: vs, Seq: k}, Frame: plain})
+	async := mustEncodeDelta(tb, am)
+	plainCommit := mustEncodeDelta(tb, deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, Versions: vs, Seq: k}})
+	plainAsync := mustEncodeDelta(tb, deltaMsg{Header: deltaHeader{From: "us-east", Txn: g, Project: d.Project, Versions: vs, Seq: k}, Frame: plain})
 
 	// The peer reads them back.
 	read := func(ids []string) ([]notedbfast.Object, error) {

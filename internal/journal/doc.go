@@ -4,9 +4,10 @@
 // (commit if the refdb names it or a later version, abort after its
 // deadline otherwise).
 //
-// Each entry is one JSON file, written to a temporary name, fsynced, renamed
-// into place and the directory fsynced, so an entry is either whole or
-// absent. Get answers from a copy of each entry this process wrote (the
+// Each entry is one JSON file, written to a temporary name, fsynced and
+// renamed into place, so an entry is either whole or absent; Put also
+// fsyncs the directory (the entry survives a power failure), PutVolatile
+// does not (it may be lost, never torn). Get answers from a copy of each entry this process wrote (the
 // directory belongs to one daemon, so the file holds the same) and reads
 // the file only for entries an earlier process left. Safe for concurrent
 // use by one process.

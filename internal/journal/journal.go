@@ -63,11 +63,12 @@ func Open(dir string) (*Journal, error) {
 // returns after the entry and the directory are fsynced.
 func (j *Journal) Put(e Entry) error { return j.put(e, true) }
 
-// PutVolatile writes e like Put, atomically but without fsync: the entry
-// survives a crash of the process, not of the machine. For entries whose
-// loss after a power failure costs only time: a peer's prepared NoteDb
-// batch, whose objects are in the object store already and whose refs
-// catch-up from the refdb moves anyway.
+// PutVolatile writes e like Put but does not fsync the directory: after a
+// power failure the entry may be the previous one or absent, never torn
+// (its content is fsynced before the rename). For entries whose loss
+// costs only time: a peer's prepared NoteDb batch, whose objects are in
+// the object store already and whose refs catch-up from the refdb moves
+// anyway, and an outbound entry's remaining peers.
 func (j *Journal) PutVolatile(e Entry) error { return j.put(e, false) }
 
 func (j *Journal) put(e Entry, durable bool) error {
@@ -88,11 +89,11 @@ func (j *Journal) put(e Entry, durable bool) error {
 		f.Close()
 		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("journal %s: %w", e.Txn, err)
-		}
+	// Always: a file renamed into place before its content is on disk can
+	// come back empty after a power failure, an entry nobody can read.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s: %w", e.Txn, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("journal %s: %w", e.Txn, err)

@@ -65,3 +65,10 @@ func (r *Reader) String(what string, max uint64) string {
 	}
 	return string(r.Bytes(n, what))
 }
+
+// AppendString appends s as Reader.String reads it: its length as a
+// uvarint, then its bytes.
+func AppendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
