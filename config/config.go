@@ -19,6 +19,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/glob"
 	"github.com/sitesync/sitesync/notedbfast"
+	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/shard"
 )
 
@@ -161,7 +162,7 @@ func Default() *Config {
 			Listen:       "127.0.0.1:7443",
 			CA:           "certs/ca.pem",
 			MaxFrame:     16 << 20,
-			MaxPack:      16 << 30, // packsync.DefaultMaxPack
+			MaxPack:      packsync.DefaultMaxPack,
 			StreamWindow: 32 << 20,
 			ConnWindow:   64 << 20,
 		},

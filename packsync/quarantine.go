@@ -204,21 +204,7 @@ func DropStaleGit(repo string, idle time.Duration, now time.Time) ([]string, err
 			continue
 		}
 		dir := filepath.Join(objects, e.Name())
-		var newest time.Time
-		walkErr := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			if fi.ModTime().After(newest) {
-				newest = fi.ModTime()
-			}
-			return nil
-		})
-		if walkErr != nil || now.Sub(newest) < idle {
+		if changed, err := LastChange(dir); err != nil || now.Sub(changed) < idle {
 			continue // changing under us, or in use: leave it
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -228,6 +214,27 @@ func DropStaleGit(repo string, idle time.Duration, now time.Time) ([]string, err
 		dropped = append(dropped, e.Name())
 	}
 	return dropped, errors.Join(errs...)
+}
+
+// LastChange is when anything in the directory tree at dir last changed:
+// the newest modification time of dir and of everything below it. A pack
+// being indexed into dir/pack changes files there, not dir itself.
+func LastChange(dir string) (time.Time, error) {
+	var newest time.Time
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		return nil
+	})
+	return newest, err
 }
 
 func rank(name string) int {

@@ -162,3 +162,22 @@ func TestDropStaleGit(t *testing.T) {
 	require.False(t, hasObject(env, peer, tip), "the killed push's objects never reached the repository")
 	env.Run(t, peer, "fsck", "--strict", "--no-dangling")
 }
+
+// A quarantine whose pack is still arriving changes below its top
+// directory, whose own time stays old: LastChange sees the newest.
+func TestLastChange(t *testing.T) {
+	q, err := Create(t.TempDir(), "txn-1")
+	require.NoError(t, err)
+	pack := filepath.Join(q.Dir(), "pack", "tmp_pack_x")
+	require.NoError(t, os.WriteFile(pack, []byte("PACK"), 0o644))
+	old, recent := time.Now().Add(-3*time.Hour), time.Now().Add(-time.Minute)
+	require.NoError(t, os.Chtimes(q.Dir(), old, old))
+	require.NoError(t, os.Chtimes(filepath.Join(q.Dir(), "pack"), old, old))
+	require.NoError(t, os.Chtimes(pack, recent, recent))
+	got, err := LastChange(q.Dir())
+	require.NoError(t, err)
+	require.WithinDuration(t, recent, got, time.Second)
+
+	_, err = LastChange(filepath.Join(q.Dir(), "absent"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}

@@ -30,9 +30,9 @@ type siteStatus struct {
 		Connected bool     `json:"connected"`
 		RTTMs     *float64 `json:"rtt_ms"`
 		Since     string   `json:"since"`
-		// Writes of this site the peer has not been told of yet, and the
-		// age of the oldest; absent from older sites.
-		BehindWrites  int     `json:"behind_writes"`
+		// Transactions of this site the peer has not been told of yet, and
+		// the age of the oldest; absent from older sites.
+		BehindTxns    int     `json:"behind_txns"`
 		BehindSeconds float64 `json:"behind_s"`
 	} `json:"peers"`
 	RefDB struct {
@@ -186,8 +186,8 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 				since = "-"
 			}
 			behind := "-"
-			if p.BehindWrites > 0 {
-				behind = fmt.Sprintf("%s, oldest %s ago", plural(p.BehindWrites, "write"),
+			if p.BehindTxns > 0 {
+				behind = fmt.Sprintf("%s, oldest %s ago", plural(p.BehindTxns, "transaction"),
 					time.Duration(p.BehindSeconds*float64(time.Second)).Round(100*time.Millisecond))
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Name, conn, rtt, since, behind)

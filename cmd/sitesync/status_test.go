@@ -40,7 +40,7 @@ func statusSite(tb testing.TB, status int, body string) string {
 func TestStatusCommand(t *testing.T) {
 	dir := t.TempDir()
 	up := statusSite(t, http.StatusOK, `{"site":"a","instance":"5f1c0e7e-1111-4222-8333-944445555666",
-		"peers":[{"name":"b","connected":true,"rtt_ms":1.25,"since":"2025-01-02T03:04:05Z"},{"name":"c","connected":false,"rtt_ms":0,"behind_writes":3,"behind_s":72.46}],
+		"peers":[{"name":"b","connected":true,"rtt_ms":1.25,"since":"2025-01-02T03:04:05Z"},{"name":"c","connected":false,"rtt_ms":0,"behind_txns":3,"behind_s":72.46}],
 		"refdb":{"backend":"etcd","healthy":false,"error":"context deadline exceeded"},
 		"queues":{"outbound":3,"prepared":1},"lag":{"projects_behind":2,"caught_up":false,"peers_behind":1},"future":"ignored"}`)
 	cfg := writeSiteConfig(t, dir, []siteSpec{{"a", up, ""}, {"b", "http://127.0.0.1:18081", ""}, {"c", "http://127.0.0.1:18082", ""}}, 0, statusRules)
@@ -64,7 +64,7 @@ func TestStatusCommand(t *testing.T) {
 		"site a at " + up + " (config " + cfg + ")\n",
 		"Status\n  site      a\n  instance  5f1c0e7e-1111-4222-8333-944445555666\n" +
 			"  refdb     etcd, UNHEALTHY: context deadline exceeded\n  queues    outbound 3, prepared 1\n  lag       2 projects behind, NOT caught up, 1 peer behind this site\n",
-		"Peers\n  NAME  CONNECTED  RTT    SINCE                 BEHIND\n  b     yes        1.2ms  2025-01-02T03:04:05Z  -\n  c     no         -      -                     3 writes, oldest 1m12.5s ago\n",
+		"Peers\n  NAME  CONNECTED  RTT    SINCE                 BEHIND\n  b     yes        1.2ms  2025-01-02T03:04:05Z  -\n  c     no         -      -                     3 transactions, oldest 1m12.5s ago\n",
 	}, configPart...) {
 		require.Contains(t, out, want)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -157,8 +156,8 @@ func (c *Coordinator) dropOrphans(name string) {
 		if err != nil {
 			continue
 		}
-		if st, err := os.Stat(q.Dir()); err != nil || time.Since(st.ModTime()) < orphanAge {
-			continue
+		if changed, err := packsync.LastChange(q.Dir()); err != nil || time.Since(changed) < orphanAge {
+			continue // a pack may still be arriving into its pack/
 		}
 		c.log.Info("dropping an orphaned quarantine", "project", name, "txn", id)
 		if err := q.Drop(); err != nil {

@@ -294,14 +294,15 @@ func (c *Coordinator) localProjects() ([]string, error) { return c.cfg.Repos.Roo
 type QueueDepths struct {
 	Outbound int // decided here, not yet delivered to every peer
 	Prepared int // prepared here for another origin, not yet resolved
-	// Behind is, for each peer with any, the writes decided here that it
-	// has not been told of yet.
+	// Behind is, for each peer with any, the transactions decided here
+	// that it has not been told of yet.
 	Behind map[string]Backlog
 }
 
-// Backlog is what one peer has not been told of yet.
+// Backlog is what one peer has not been told of yet: outbound
+// transactions (a push, an API write, or a NoteDb batch of writes).
 type Backlog struct {
-	Writes int
+	Txns   int
 	Oldest time.Time // when the oldest of them was prepared
 }
 
@@ -313,10 +314,10 @@ func (c *Coordinator) Queues() QueueDepths {
 	for _, e := range out { // oldest first
 		for _, peer := range e.Peers {
 			b := q.Behind[peer]
-			if b.Writes == 0 {
+			if b.Txns == 0 {
 				b.Oldest = e.Prepared
 			}
-			b.Writes++
+			b.Txns++
 			q.Behind[peer] = b
 		}
 	}

@@ -57,7 +57,7 @@ func TestQuorumSiteDown(t *testing.T) {
 		writes, oldest, peersBehind = behind(t, a)
 		return writes["b"] == 0
 	}), "b is still behind a: %v", writes)
-	require.Equal(t, 2, writes["c"], "writes a has not told c of")
+	require.Equal(t, 2, writes["c"], "transactions (pushes) a has not told c of")
 	require.Greater(t, oldest["c"], 0.0)
 	require.Equal(t, 1, peersBehind)
 

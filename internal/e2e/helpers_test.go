@@ -249,7 +249,7 @@ func behind(tb testing.TB, s *cluster.Site) (writes map[string]int, oldest map[s
 	var st struct {
 		Peers []struct {
 			Name          string  `json:"name"`
-			BehindWrites  int     `json:"behind_writes"`
+			BehindTxns    int     `json:"behind_txns"`
 			BehindSeconds float64 `json:"behind_s"`
 		} `json:"peers"`
 		Lag struct {
@@ -259,7 +259,7 @@ func behind(tb testing.TB, s *cluster.Site) (writes map[string]int, oldest map[s
 	require.NoError(tb, json.NewDecoder(resp.Body).Decode(&st))
 	writes, oldest = map[string]int{}, map[string]float64{}
 	for _, p := range st.Peers {
-		writes[p.Name], oldest[p.Name] = p.BehindWrites, p.BehindSeconds
+		writes[p.Name], oldest[p.Name] = p.BehindTxns, p.BehindSeconds
 	}
 	return writes, oldest, st.Lag.PeersBehind
 }

@@ -24,10 +24,11 @@ type PeerStatus struct {
 	Connected bool    `json:"connected"`
 	RTTMillis float64 `json:"rtt_ms"`
 	Since     string  `json:"since,omitempty"`
-	// BehindWrites counts the writes decided here that the peer has not
-	// been told of yet; BehindSeconds is how long ago the oldest of them
+	// BehindTxns counts the transactions decided here (a push, an API
+	// write, a NoteDb batch of writes) that the peer has not been told of
+	// yet; BehindSeconds is how long ago the oldest of them
 	// was prepared (0 when there is none).
-	BehindWrites  int     `json:"behind_writes"`
+	BehindTxns    int     `json:"behind_txns"`
 	BehindSeconds float64 `json:"behind_s"`
 }
 
@@ -66,8 +67,8 @@ func (s *Site) status(ctx context.Context) any {
 			if !p.Since.IsZero() {
 				ps.Since = p.Since.UTC().Format(time.RFC3339)
 			}
-			if b := q.Behind[p.Name]; b.Writes > 0 {
-				ps.BehindWrites = b.Writes
+			if b := q.Behind[p.Name]; b.Txns > 0 {
+				ps.BehindTxns = b.Txns
 				ps.BehindSeconds = max(0, now.Sub(b.Oldest).Seconds())
 				st.Lag.PeersBehind++
 			}
