@@ -1,12 +1,12 @@
 package sitesync
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/sitesync/sitesync/bench/workload"
 )
@@ -61,60 +61,37 @@ func (t *Target) scrape(ctx context.Context, url string, peers []string) (sent, 
 	if resp.StatusCode != http.StatusOK {
 		return 0, 0, fmt.Errorf("metrics: %s", resp.Status)
 	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("metrics: %w", err)
+	}
 	want := make(map[string]bool, len(peers))
 	for _, p := range peers {
 		want[p] = true
 	}
-	found := make(map[string]int)
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, peer, v, ok := parseSample(sc.Text())
-		if !ok || !want[peer] {
-			continue
+	// sum adds a per-peer counter over peers, which must each have one.
+	sum := func(name string) (int64, error) {
+		var total int64
+		n := 0
+		for _, m := range families[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "peer" && want[l.GetValue()] {
+					total += int64(m.GetCounter().GetValue())
+					n++
+				}
+			}
 		}
-		switch name {
-		case sentMetric:
-			sent += v
-		case receivedMetric:
-			received += v
-		default:
-			continue
+		if n != len(peers) {
+			return 0, fmt.Errorf("metrics: %d %s series for %d peers", n, name, len(peers))
 		}
-		found[name]++
+		return total, nil
 	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, fmt.Errorf("metrics: %w", err)
+	if sent, err = sum(sentMetric); err != nil {
+		return 0, 0, err
 	}
-	if found[sentMetric] != len(peers) || found[receivedMetric] != len(peers) {
-		return 0, 0, fmt.Errorf("metrics: %d %s and %d %s series for %d peers", found[sentMetric], sentMetric,
-			found[receivedMetric], receivedMetric, len(peers))
+	if received, err = sum(receivedMetric); err != nil {
+		return 0, 0, err
 	}
 	return sent, received, nil
-}
-
-// parseSample parses one line of the Prometheus text format with a peer
-// label: `name{peer="b"} 1234`.
-func parseSample(line string) (name, peer string, v int64, ok bool) {
-	if strings.HasPrefix(line, "#") {
-		return "", "", 0, false
-	}
-	key, val, ok := strings.Cut(line, " ")
-	if !ok {
-		return "", "", 0, false
-	}
-	name, labels, ok := strings.Cut(key, "{")
-	if !ok {
-		return "", "", 0, false
-	}
-	for l := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
-		if k, q, ok := strings.Cut(l, "="); ok && k == "peer" {
-			peer, _ = strconv.Unquote(q)
-		}
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-	if err != nil || peer == "" {
-		return "", "", 0, false
-	}
-	return name, peer, int64(f), true
 }

@@ -1,60 +1,47 @@
 package sitesync
 
 import (
-	"fmt"
-	"strings"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseSample(t *testing.T) {
-	tests := []struct {
-		name, line string
-		metric     string
-		peer       string
-		v          int64
-		ok         bool
-	}{
-		{name: "counter", line: `sitesync_transport_sent_bytes_total{peer="b"} 1234`, metric: sentMetric, peer: "b", v: 1234, ok: true},
-		{name: "float", line: `sitesync_transport_received_bytes_total{peer="c"} 1.5e+06`, metric: receivedMetric, peer: "c", v: 1500000, ok: true},
-		{name: "more labels", line: `x{kind="y",peer="c"} 7`, metric: "x", peer: "c", v: 7, ok: true},
-		{name: "comment", line: `# TYPE sitesync_transport_sent_bytes_total counter`},
-		{name: "no labels", line: `go_goroutines 12`},
-		{name: "no peer", line: `x{reason="zstd"} 3`},
-		{name: "not a number", line: `x{peer="b"} many`},
-		{name: "empty", line: ``},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			metric, peer, v, ok := parseSample(tt.line)
-			require.Equal(t, tt.ok, ok)
-			if ok {
-				require.Equal(t, []any{tt.metric, tt.peer, tt.v}, []any{metric, peer, v})
-			}
-		})
-	}
-}
+// scrape reads the per-peer transport counters from a real Prometheus
+// handler, as a site serves them: it sums the peers asked about and
+// insists on a series for each.
+func TestScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: sentMetric}, []string{"peer"})
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: receivedMetric}, []string{"peer"})
+	other := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sitesync_other_bytes_total"}, []string{"peer"})
+	reg.MustRegister(sent, received, other)
+	sent.WithLabelValues("b").Add(1234)
+	sent.WithLabelValues("c").Add(1.5e6)
+	sent.WithLabelValues("d").Add(99) // a peer not asked about
+	received.WithLabelValues("b").Add(10)
+	received.WithLabelValues("c").Add(20)
+	other.WithLabelValues("b").Add(7)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	tg := &Target{http: &http.Client{}}
+	ctx := context.Background()
 
-// FuzzParseSample: no line makes parseSample panic, and what it accepts
-// prints back to a line it reads the same.
-func FuzzParseSample(f *testing.F) {
-	for _, s := range []string{
-		`sitesync_transport_sent_bytes_total{peer="b"} 1234`,
-		`x{kind="y",peer="c"} 1.5e+06`,
-		`# HELP x y`, `x{peer="\"} 1`, `x{peer=} 1`, `{peer="b"} 1`,
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, line string) {
-		metric, peer, v, ok := parseSample(line)
-		if !ok {
-			return
-		}
-		m2, p2, v2, ok2 := parseSample(fmt.Sprintf("%s{peer=%q} %d", metric, peer, v))
-		if metric != "" && !strings.ContainsAny(metric, " {") {
-			require.True(t, ok2)
-			require.Equal(t, []any{metric, peer, v}, []any{m2, p2, v2})
-		}
-	})
+	s, r, err := tg.scrape(ctx, srv.URL, []string{"b", "c"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1234 + 1_500_000, 30}, []int64{s, r})
+
+	_, _, err = tg.scrape(ctx, srv.URL, []string{"b", "e"})
+	require.ErrorContains(t, err, "1 "+sentMetric+" series for 2 peers")
+
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(bad.Close)
+	_, _, err = tg.scrape(ctx, bad.URL, []string{"b"})
+	require.ErrorContains(t, err, "503")
 }
