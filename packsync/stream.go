@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/txn"
@@ -126,14 +127,23 @@ type Receiver struct {
 	maxPack int64
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	arrivals map[string]*arrival
+	mu        sync.Mutex
+	arrivals  map[string]*arrival
+	cancelled map[string]time.Time // txn → when Cancel was called
 }
 
 type arrival struct {
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
+	cancel context.CancelFunc // cuts the stream short
 }
+
+// cancelledFor is how long a cancelled transaction's packs are refused: far
+// longer than a pack announced by a message can lag behind it.
+const cancelledFor = 10 * time.Minute
+
+// ErrCancelled is the outcome of a pack stream of a cancelled transaction.
+var ErrCancelled = errors.New("the transaction was aborted")
 
 // ErrNoPack means no pack stream arrived for a transaction.
 var ErrNoPack = errors.New("no pack arrived for the transaction")
@@ -167,15 +177,40 @@ func (r *Receiver) Handle(ctx context.Context, from string, header []byte, body 
 	if err != nil {
 		return nil, err
 	}
-	a := &arrival{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &arrival{done: make(chan struct{}), cancel: cancel}
 	r.mu.Lock()
+	_, dead := r.cancelled[h.Txn]
 	prev := r.arrivals[h.Txn]
-	r.arrivals[h.Txn] = a
+	if !dead {
+		r.arrivals[h.Txn] = a
+	}
 	r.mu.Unlock()
+	if dead {
+		return nil, fmt.Errorf("pack for %s: %w", h.Txn, ErrCancelled)
+	}
 	if prev != nil {
 		<-prev.done // one pack at a time per quarantine
 	}
-	a.err = r.receive(ctx, h, body)
+	// Cancel must not wait for a sender that went quiet: a blocked read of
+	// the stream returns once ctx ends.
+	if d, ok := body.(interface{ SetReadDeadline(time.Time) error }); ok {
+		stop := context.AfterFunc(ctx, func() { _ = d.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
+	var q *Quarantine
+	q, a.err = r.receive(ctx, h, body)
+	r.mu.Lock()
+	_, dead = r.cancelled[h.Txn]
+	r.mu.Unlock()
+	if dead {
+		// Cancelled while it arrived: what it wrote goes with it.
+		if q != nil {
+			_ = q.Drop()
+		}
+		a.err = fmt.Errorf("pack for %s: %w", h.Txn, ErrCancelled)
+	}
 	close(a.done)
 	if a.err != nil {
 		r.log.Warn("pack refused", "peer", from, "project", h.Project, "txn", h.Txn, "error", a.err)
@@ -184,23 +219,23 @@ func (r *Receiver) Handle(ctx context.Context, from string, header []byte, body 
 	return []byte("ok"), nil
 }
 
-func (r *Receiver) receive(ctx context.Context, h Header, body io.Reader) error {
+func (r *Receiver) receive(ctx context.Context, h Header, body io.Reader) (*Quarantine, error) {
 	dir, err := r.open(ctx, h.Project)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	q, err := Create(dir, h.Txn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	capped := &cappedReader{r: body, left: r.maxPack}
 	if err := q.IndexPack(ctx, capped); err != nil {
 		if capped.over {
-			return fmt.Errorf("%w: more than %d bytes for %s (mesh.max_pack)", ErrPackTooLarge, r.maxPack, h.Txn)
+			return q, fmt.Errorf("%w: more than %d bytes for %s (mesh.max_pack)", ErrPackTooLarge, r.maxPack, h.Txn)
 		}
-		return err
+		return q, err
 	}
-	return q.Sync()
+	return q, q.Sync()
 }
 
 // cappedReader reads at most left bytes from r; a byte more sets over and
@@ -244,6 +279,29 @@ func (r *Receiver) Wait(ctx context.Context, txn string) error {
 		return a.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Cancel ends txn's packs without waiting for them: a stream of it in
+// progress is cut short and whatever it wrote removed, and one that
+// arrives later (for cancelledFor) is refused before it writes anything. A
+// write that is aborted can then drop its quarantine at once.
+func (r *Receiver) Cancel(txn string) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancelled == nil {
+		r.cancelled = make(map[string]time.Time)
+	}
+	for id, at := range r.cancelled {
+		if now.Sub(at) > cancelledFor {
+			delete(r.cancelled, id)
+		}
+	}
+	r.cancelled[txn] = now
+	if a := r.arrivals[txn]; a != nil {
+		a.cancel()
+		delete(r.arrivals, txn)
 	}
 }
 

@@ -372,6 +372,10 @@ type bodyReader struct {
 	eof bool
 }
 
+// SetReadDeadline makes a Read blocked past t return: a handler that gives
+// up on a stream (its transaction was aborted) unblocks its reader.
+func (b *bodyReader) SetReadDeadline(t time.Time) error { return b.str.SetReadDeadline(t) }
+
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.str.Read(p)
 	b.c.p.bytesIn.Add(uint64(n))

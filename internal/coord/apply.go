@@ -97,6 +97,18 @@ func (p *project) end(id string) {
 	}
 }
 
+// inflightRef reports whether a write of this site holds ref in flight.
+func (p *project) inflightRef(ref string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, set := range p.inflight {
+		if set[ref] {
+			return true
+		}
+	}
+	return false
+}
+
 // waitIdle waits until no push of this site holds one of refs, or until
 // limit: a push stuck past its own timeout must not block peers forever.
 func (p *project) waitIdle(ctx context.Context, refs []string, limit time.Duration) {
@@ -186,16 +198,13 @@ type applyReq struct {
 
 // applyQueued applies the versions of reqs as one transaction; if that
 // fails and there were several, each is tried alone so that one request's
-// failure (objects no peer could send) is not every request's. The caller
-// holds p.apply.
+// failure (objects no peer could send) is not every request's. What a
+// request announces is only a hint: the refdb is asked first, and only
+// what it holds is applied (confirmed). The caller holds p.apply.
 func (c *Coordinator) applyQueued(ctx context.Context, p *project, reqs []*applyReq) {
 	finish := func(r *applyReq, err error) {
 		r.err = err
 		close(r.done)
-	}
-	if len(reqs) == 1 {
-		finish(reqs[0], c.applyLocked(ctx, p, reqs[0].vs, reqs[0].from))
-		return
 	}
 	var vs []Version
 	var from []string
@@ -203,49 +212,99 @@ func (c *Coordinator) applyQueued(ctx context.Context, p *project, reqs []*apply
 		vs = append(vs, r.vs...)
 		from = union(from, r.from)
 	}
-	if err := c.applyLocked(ctx, p, latest(vs), from); err == nil {
+	vs, err := c.confirmed(ctx, p.name, latest(vs))
+	if err != nil {
 		for _, r := range reqs {
-			finish(r, nil)
+			finish(r, err)
 		}
 		return
 	}
+	if err := c.applyLocked(ctx, p, vs, from); err == nil || len(reqs) == 1 {
+		for _, r := range reqs {
+			finish(r, err)
+		}
+		return
+	}
+	held := make(map[string]Version, len(vs))
+	for _, v := range vs {
+		held[v.Ref] = v
+	}
 	for _, r := range reqs {
-		finish(r, c.applyLocked(ctx, p, r.vs, r.from))
+		var mine []Version
+		for _, v := range r.vs {
+			if h, ok := held[v.Ref]; ok {
+				mine = append(mine, h)
+			}
+		}
+		finish(r, c.applyLocked(ctx, p, latest(mine), r.from))
 	}
 }
 
-// applyLocked does applyVersions' work; the caller holds p.apply.
+// confirmed is, of the versions a peer announced, what the refdb holds now
+// (confirm): a COMMIT is a hint to look, never proof (invariant 9).
+func (c *Coordinator) confirmed(ctx context.Context, project string, vs []Version) ([]Version, error) {
+	var refs []string
+	for _, v := range vs {
+		if c.cfg.Guarded(v.Ref) {
+			refs = append(refs, v.Ref)
+		}
+	}
+	if len(refs) == 0 {
+		return vs, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
+	recs, err := c.cfg.Store.Get(rctx, project, refs...)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("confirm %d refs of %q with the refdb: %w", len(refs), project, err)
+	}
+	keep, refused := confirm(vs, recs, c.cfg.Guarded)
+	if len(refused) > 0 {
+		c.metrics.refused.Add(float64(len(refused)))
+		v := refused[0]
+		c.log.Warn("ignored versions the refdb does not hold", "project", project, "refs", len(refused),
+			"ref", v.Ref, "announced_value", v.Value, "announced_version", v.Version)
+	}
+	return keep, nil
+}
+
+// applyLocked moves refs here to the versions vs that move them forward
+// (invariant 3); the caller holds p.apply.
 func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version, from []string) error {
+	p.mu.Lock()
+	todo := forward(vs, func(ref string) uint64 { return p.applied[ref] })
+	p.mu.Unlock()
+	return c.moveTo(ctx, p, todo, from, "")
+}
+
+// moveTo moves refs here to the versions vs, after making sure every object
+// they need is here (fetching from the sites in from, in order). txn names
+// the write when vs are all one write's. The caller holds p.apply.
+func (c *Coordinator) moveTo(ctx context.Context, p *project, vs []Version, from []string, txn string) error {
+	if len(vs) == 0 {
+		return nil
+	}
 	repo, err := c.cfg.Repos.Open(p.name)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	var todo []Version
-	for _, v := range vs {
-		if v.Version >= p.applied[v.Ref] {
-			todo = append(todo, v)
-		}
-	}
-	p.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
-	}
-	refs := make([]string, len(todo))
-	for i, v := range todo {
+	refs := make([]string, len(vs))
+	for i, v := range vs {
 		refs[i] = v.Ref
 	}
 	curs, err := c.localRefs(ctx, repo, refs)
 	if err != nil {
 		return err
 	}
-	current := make(map[string]string, len(todo))
 	var wants, haves []string
-	for i, v := range todo {
+	var moves []Move
+	for i, v := range vs {
 		cur := curs[i]
-		current[v.Ref] = cur
-		if cur != v.Value && v.Value != git.ZeroID {
-			wants = append(wants, v.Value)
+		if cur != v.Value {
+			moves = append(moves, Move{Ref: v.Ref, Old: cur, New: v.Value, Version: v.Version, Site: v.Site})
+			if v.Value != git.ZeroID {
+				wants = append(wants, v.Value)
+			}
 		}
 		if cur != git.ZeroID {
 			haves = append(haves, cur)
@@ -254,22 +313,11 @@ func (c *Coordinator) applyLocked(ctx context.Context, p *project, vs []Version,
 	if err := c.ensureObjects(ctx, p.name, repo, wants, haves, from); err != nil {
 		return err
 	}
-	var ups []git.RefUpdate
-	for _, v := range todo {
-		if current[v.Ref] != v.Value {
-			ups = append(ups, git.RefUpdate{Ref: v.Ref, Old: current[v.Ref], New: v.Value})
-		}
+	if err := c.moveRefs(ctx, p, repo, Moved{Project: p.name, Txn: txn, Moves: moves}); err != nil {
+		return err
 	}
-	if len(ups) > 0 {
-		if err := repo.Refs.Apply(ctx, ups); err != nil {
-			return fmt.Errorf("apply %d refs of %q: %w", len(ups), p.name, err)
-		}
-		c.metrics.refsApplied.Add(float64(len(ups)))
-	}
-	p.decided(todo)
-	if len(ups) > 0 {
-		p.notify()
-	}
+	p.decided(vs)
+	c.parked.clear(p.name, vs)
 	return nil
 }
 
@@ -376,10 +424,17 @@ func (c *Coordinator) fetch(ctx context.Context, project, dir, peer string, want
 	return q.Migrate()
 }
 
+// catchUpChunk is how many refs catch-up moves in one ref transaction: a
+// repository of many refs catches up in steps that each log progress, and a
+// failing step is retried ref by ref so one bad ref never holds the others.
+const catchUpChunk = 256
+
 // catchUpProject moves every guarded ref of the project here to the value
-// the refdb holds, in one pass, fetching what is missing from the sites in
-// from (or any placement peer). It is how a site that was away, or that
-// crashed after its refdb commit, converges.
+// the refdb holds, fetching what is missing from the sites in from (or any
+// placement peer). It is how a site that was away, or that crashed after its
+// refdb commit, or that holds a value it should not, converges. A ref that
+// cannot be moved is retried alone, recorded (Parked) and reported in the
+// error; the others move.
 func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []string) error {
 	p := c.project(name)
 	p.apply.Lock()
@@ -398,43 +453,47 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	if err != nil {
 		return fmt.Errorf("catch up %q: %w", name, err)
 	}
-	var behind []Version
-	for _, r := range recs {
-		if !c.cfg.Guarded(r.Ref) || r.Ref == "HEAD" {
-			continue
-		}
-		cur, ok := local[r.Ref]
-		if !ok {
-			cur = git.ZeroID
-		}
-		if cur != r.Value {
-			behind = append(behind, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
-		}
-	}
-	// Refs move in version order of the batches that wrote them; one
-	// update-ref transaction per batch of refs keeps the log readable.
-	sort.SliceStable(behind, func(i, j int) bool { return behind[i].Version < behind[j].Version })
+	behind := behindRefdb(recs, local, c.cfg.Guarded, p.inflightRef)
 	peers := append(slices.Clone(from), c.peersOf(c.policy(name))...)
 	peers = c.byWriter(recs, peers)
 	start := time.Now()
-	const chunk = 1000
-	for i := 0; i < len(behind); i += chunk {
-		part := behind[i:min(i+chunk, len(behind))]
-		if err := c.applyLocked(ctx, p, part, peers); err != nil {
-			return fmt.Errorf("catch up %q: %w", name, err)
+	failing := make(map[string]bool)
+	var errs []error
+	for i := 0; i < len(behind); i += catchUpChunk {
+		part := behind[i:min(i+catchUpChunk, len(behind))]
+		if err := c.moveTo(ctx, p, part, peers, ""); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			for _, v := range part {
+				if err := c.moveTo(ctx, p, []Version{v}, peers, ""); err != nil {
+					failing[v.Ref] = true
+					c.parked.fail(name, v, err, time.Now())
+					errs = append(errs, err)
+				}
+			}
 		}
-		if len(behind) > chunk {
+		if len(behind) > catchUpChunk {
 			c.log.Info("catching up", "project", name, "refs_done", i+len(part), "refs_behind", len(behind), "elapsed", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	vs := make([]Version, 0, len(recs))
-	for _, r := range recs {
-		vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
-	}
-	p.decided(vs)
+	// The refdb is the authority: what this site remembers of versions is
+	// what the refdb holds, whatever a peer's message said before.
 	p.mu.Lock()
+	for _, r := range recs {
+		if !failing[r.Ref] {
+			p.applied[r.Ref] = r.Version
+			if r.Site != "" {
+				p.writers[r.Ref] = r.Site
+			}
+		}
+	}
 	p.loaded = true
 	p.mu.Unlock()
+	c.parked.keep(name, failing)
+	if len(errs) > 0 {
+		return fmt.Errorf("catch up %q: %d of %d refs behind could not be moved: %w", name, len(failing), len(behind), errs[0])
+	}
 	if len(behind) > 0 {
 		c.log.Info("caught up", "project", name, "refs", len(behind), "elapsed", time.Since(start).Round(time.Millisecond))
 	}

@@ -52,6 +52,7 @@ func (c *Coordinator) kickCatchUp() {
 func (c *Coordinator) catchUpLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	failures, lastErr := 0, ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,10 +65,24 @@ func (c *Coordinator) catchUpLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("catch-up incomplete; retrying", "error", err, "retry_in", catchUpRetry)
-			next = catchUpRetry
-		} else if !c.caughtUp.Swap(true) {
-			c.log.Info("caught up with the refdb")
+			// Retries back off; the log says so when the reason changes,
+			// and what stays stuck is in status and /readyz (Parked).
+			failures++
+			next = backoff(failures, catchUpRetry, catchUpEvery)
+			if msg := err.Error(); msg != lastErr {
+				c.log.Warn("catch-up incomplete; retrying", "error", err, "retry_in", next, "failures", failures)
+				lastErr = msg
+			} else {
+				c.log.Debug("catch-up incomplete; retrying", "error", err, "retry_in", next, "failures", failures)
+			}
+		} else {
+			if failures > 0 {
+				c.log.Info("catch-up complete after failures", "failures", failures)
+			}
+			failures, lastErr = 0, ""
+			if !c.caughtUp.Swap(true) {
+				c.log.Info("caught up with the refdb")
+			}
 		}
 		timer.Reset(next)
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	// NoteDB turns on the NoteDb fast path of Write (notedb.go); nil: every
 	// local write ships a pack. Peers apply delta messages either way.
 	NoteDB *NoteDBConfig
+	// OnMoved, if set, hears of every ref transaction at this site (see
+	// Moved). It is called on the goroutine that moved the refs, with the
+	// project's apply lock held: it must not block.
+	OnMoved func(Moved)
 	// MaxPack is the longest pack stream taken from a peer (mesh.max_pack);
 	// 0: packsync.DefaultMaxPack.
 	MaxPack int64
@@ -104,6 +108,7 @@ type Coordinator struct {
 	outbound *journal.Journal // decided writes not yet delivered to every peer
 	metrics  *metrics
 	nd       *noteDB // the NoteDb fast path (notedb.go)
+	parked   parking // refs that fail to reach the refdb's value here
 
 	mu       sync.Mutex
 	projects map[string]*project
@@ -111,6 +116,7 @@ type Coordinator struct {
 
 	delivering sync.Map // txn → struct{}: outbound delivery in progress
 	caughtUp   atomic.Bool
+	resolving  atomic.Bool // a resolvePrepared pass is running
 	kick       chan struct{} // wakes the catch-up loop
 	bg         sync.WaitGroup
 	bgCtx      context.Context // guarded by mu
@@ -148,6 +154,14 @@ func New(cfg Config) (*Coordinator, error) {
 		pushes:   make(map[string]*write),
 		kick:     make(chan struct{}, 1),
 		bgCtx:    context.Background(),
+	}
+	if cfg.Reg != nil {
+		parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sitesync_coord_parked_refs", Help: "Refs this site has failed to move to the refdb's value for a while (see /api/v1/status).",
+		}, func() float64 { return float64(len(c.Parked())) })
+		if err := cfg.Reg.Register(parked); err != nil {
+			return nil, err
+		}
 	}
 	if c.nd, err = newNoteDB(cfg.NoteDB, cfg.Reg); err != nil {
 		return nil, err
@@ -196,19 +210,26 @@ func (c *Coordinator) Run(ctx context.Context) error {
 				c.redeliver(ctx, ev.Peer)
 			}
 		case <-tick.C:
-			c.resolvePrepared(ctx)
+			// Neither may hold up the loop: each runs in the background,
+			// one pass at a time.
+			if c.resolving.CompareAndSwap(false, true) {
+				c.background(func(ctx context.Context) {
+					defer c.resolving.Store(false)
+					c.resolvePrepared(ctx)
+				})
+			}
 			c.redeliver(ctx, "")
 		}
 	}
 }
 
 // Ready says whether the site has caught up with the refdb once since it
-// started.
+// started, and no ref has failed to reach the refdb's value for parkAfter.
 func (c *Coordinator) Ready() error {
 	if !c.caughtUp.Load() {
 		return errors.New("catching up with the refdb")
 	}
-	return nil
+	return parkedError(c.Parked())
 }
 
 // background runs f on a goroutine that Run waits for.

@@ -8,6 +8,7 @@ type metrics struct {
 	applyLatency  prometheus.Histogram
 	refsApplied   prometheus.Counter
 	fetches       prometheus.Counter
+	refused       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,9 +30,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		fetches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitesync_coord_fetches_total", Help: "Packs fetched from peers to fill missing objects.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitesync_coord_versions_refused_total", Help: "Versions a peer announced that the refdb does not hold (ignored).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.writes, m.decideLatency, m.applyLatency, m.refsApplied, m.fetches} {
+		for _, c := range []prometheus.Collector{m.writes, m.decideLatency, m.applyLatency, m.refsApplied, m.fetches, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -449,7 +449,7 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 	}
 	// The decision stands and the queue holds it; the local commit runs
 	// while the peers commit theirs.
-	c.ndLocalCommit(ctx, project, batch, decided)
+	c.ndLocalCommit(ctx, project, batch, decided, vers)
 	return out
 }
 
@@ -906,39 +906,35 @@ func disjointRuns(batch []*ndWrite, cands []int) [][]int {
 }
 
 // ndLocalCommit moves the refs of the decided writes here in one update-ref
-// transaction. A failure (a ref moved locally) leaves this site behind the
-// refdb, which catch-up repairs; the writes stand.
-func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch []*ndWrite, decided []int) {
+// transaction (vers[i] are write i's refdb versions). A failure (a ref
+// moved locally) leaves this site behind the refdb, which catch-up
+// repairs; the writes stand.
+func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch []*ndWrite, decided []int, vers map[int][]Version) {
 	at := map[string]int{}
-	var gu []git.RefUpdate
+	var all []Move
 	for _, i := range decided {
-		for _, u := range batch[i].w.updates {
-			if k, ok := at[u.Ref]; ok {
-				gu[k].New = u.New // a later write of the batch moved it on
+		for _, m := range movesOf(batch[i].w.updates, vers[i], c.cfg.Site) {
+			if k, ok := at[m.Ref]; ok {
+				all[k].New, all[k].Version = m.New, m.Version // a later write of the batch moved it on
 				continue
 			}
-			at[u.Ref] = len(gu)
-			gu = append(gu, git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New})
+			at[m.Ref] = len(all)
+			all = append(all, m)
 		}
 	}
-	gu = slices.DeleteFunc(gu, func(u git.RefUpdate) bool { return u.Old == u.New })
+	all = slices.DeleteFunc(all, func(m Move) bool { return m.Old == m.New })
 	p := c.project(project)
-	refs := batch[decided[0]].repo.Refs
+	repo := batch[decided[0]].repo
 	ctx = context.WithoutCancel(ctx)
 	p.apply.Lock()
-	err := refs.Apply(ctx, gu)
+	err := c.moveRefs(ctx, p, repo, Moved{Project: project, Own: true, Moves: all})
 	if err != nil && len(decided) > 1 {
 		// One write's ref moved here behind our back: the others still
 		// get their local commit, one transaction each.
 		err = nil
 		for _, i := range decided {
-			var one []git.RefUpdate
-			for _, u := range batch[i].w.updates {
-				if u.Old != u.New {
-					one = append(one, git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New})
-				}
-			}
-			if e := refs.Apply(ctx, one); e != nil && err == nil {
+			ev := Moved{Project: project, Txn: batch[i].w.id, Own: true, Moves: movesOf(batch[i].w.updates, vers[i], c.cfg.Site)}
+			if e := c.moveRefs(ctx, p, repo, ev); e != nil && err == nil {
 				err = e
 			}
 		}
@@ -948,7 +944,6 @@ func (c *Coordinator) ndLocalCommit(ctx context.Context, project string, batch [
 		c.log.Warn("local commit of decided writes failed; catching up", "project", project, "writes", len(decided), "error", err)
 		c.kickCatchUp()
 	}
-	p.notify()
 }
 
 // ndDeliver sends the COMMIT-DELTA of a decided batch to every peer of e
@@ -1365,7 +1360,8 @@ func (c *Coordinator) handleCommitDelta(ctx context.Context, from string, payloa
 		return nil, err
 	}
 	if err := c.commit(ctx, m.Header.Project, m.Header.Txn, m.Header.Versions, false, []string{from}); err != nil {
-		c.log.Warn("commit failed", "txn", m.Header.Txn, "project", m.Header.Project, "origin", from, "error", err)
+		c.log.Warn("commit failed; catching up", "txn", m.Header.Txn, "project", m.Header.Project, "origin", from, "error", err)
+		c.kickCatchUp()
 		return nil, err
 	}
 	c.metrics.applyLatency.Observe(time.Since(start).Seconds())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -102,7 +101,8 @@ type write struct {
 	ships   map[string]chan error // per peer: the pack shipped to it, once
 
 	once sync.Once
-	err  error // the decision's outcome, once decided
+	err  error  // the decision's outcome, once decided
+	res  Result // the decision, when err is nil
 }
 
 // localWrite is a write whose objects are in the repository at dir: each
@@ -111,31 +111,12 @@ func (c *Coordinator) localWrite(project, dir string, ups []Update) *write {
 	return &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: dir, ship: true, updates: ups}
 }
 
-// patchSet matches Gerrit's patch-set refs, which are create-only.
-var patchSet = regexp.MustCompile(`^refs/changes/[0-9]{2}/[0-9]+/[0-9]+$`)
-
-// check refuses what can never be decided.
-func (c *Coordinator) check(ups []Update) error {
-	if len(ups) == 0 {
-		return fmt.Errorf("%w: no ref updates", ErrInvalid)
-	}
-	if err := checkUpdates(ups); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	for _, u := range ups {
-		if patchSet.MatchString(u.Ref) && u.Old != git.ZeroID {
-			return fmt.Errorf("%w: %s is a patch-set ref and cannot be changed once created", ErrInvalid, u.Ref)
-		}
-	}
-	return nil
-}
-
 // decide runs a write to its decision: votes under its rule, then the
 // refdb compare-and-set of every guarded ref. It is called once per write.
 func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	start := time.Now()
 	ups := w.updatesCopy()
-	if err := c.check(ups); err != nil {
+	if err := validateWrite(ups, nil); err != nil {
 		return Result{}, err
 	}
 	pol := w.policy
@@ -234,8 +215,8 @@ func (c *Coordinator) prepareAt(ctx context.Context, w *write, peer string, ups 
 		return v
 	}
 	if shipped == nil {
-		// The tee did not deliver; ship from the repository.
-		w.tee = nil
+		// The tee did not deliver to this peer; ship from the repository.
+		// (w.tee stays: the other peers' votes read it concurrently.)
 		shipped = c.shipOnce(w, peer, ups)
 	}
 	select {
@@ -456,8 +437,15 @@ func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, queued <-cha
 			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 			defer cancel()
 			if err := send(ctx, p); err != nil {
-				c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
-				return
+				var refused *transport.RemoteError
+				if !errors.As(err, &refused) {
+					c.log.Debug("commit not delivered yet", "peer", p, "txn", e.Txn, "error", err)
+					return
+				}
+				// The peer heard of the decision and could not apply it: its
+				// own catch-up has the write now (and reports it if it stays
+				// stuck). Redelivering the same message would only fail again.
+				c.log.Warn("a peer could not apply a decided write; left to its catch-up", "peer", p, "txn", e.Txn, "project", e.Project, "error", err)
 			}
 			mu.Lock()
 			done = append(done, p)
@@ -513,24 +501,25 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 	if err != nil {
 		return Result{}, err
 	}
-	if err := c.check(ups); err != nil {
+	var types []string
+	if slices.ContainsFunc(ups, func(u Update) bool { return strings.HasPrefix(u.Ref, "refs/heads/") }) {
+		if types, err = c.objectTypes(ctx, repo, ups); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := validateWrite(ups, types); err != nil {
 		return Result{}, err
 	}
 	if res, fast, err := c.writeNoteDB(ctx, project, repo, ups); fast {
 		return res, err // the NoteDb fast path (notedb.go)
 	}
-	var news []string
-	for _, u := range ups {
-		if u.New != git.ZeroID {
-			news = append(news, u.New)
+	if types == nil {
+		if types, err = c.objectTypes(ctx, repo, ups); err != nil {
+			return Result{}, err
 		}
-	}
-	missing, err := git.MissingObjects(ctx, repo.Dir, "", news)
-	if err != nil {
-		return Result{}, err
-	}
-	if len(missing) > 0 {
-		return Result{}, fmt.Errorf("%w: object %s is not in %q at site %s", ErrInvalid, missing[0], project, c.cfg.Site)
+		if err := validateWrite(ups, types); err != nil {
+			return Result{}, err
+		}
 	}
 	w := c.localWrite(project, repo.Dir, ups)
 	p := c.project(project)
@@ -543,18 +532,63 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 	// Local commit: a failure here (a ref moved locally) leaves this site
 	// behind the refdb, which catch-up repairs; the write itself stands.
 	p.apply.Lock()
-	gu := make([]git.RefUpdate, len(ups))
-	for i, u := range ups {
-		gu[i] = git.RefUpdate{Ref: u.Ref, Old: u.Old, New: u.New}
-	}
-	err = repo.Refs.Apply(ctx, gu)
+	err = c.moveRefs(context.WithoutCancel(ctx), p, repo, Moved{Project: project, Txn: w.id, Own: true, Moves: movesOf(ups, res.Versions, c.cfg.Site)})
 	p.apply.Unlock()
 	if err != nil {
 		c.log.Warn("local commit of a decided write failed; catching up", "project", project, "txn", w.id, "error", err)
 		c.kickCatchUp()
 	}
-	p.notify()
 	return res, nil
+}
+
+// movesOf is the moves of a write's updates decided at site, with the
+// versions the refdb gave them.
+func movesOf(ups []Update, vs []Version, site string) []Move {
+	version := make(map[string]uint64, len(vs))
+	for _, v := range vs {
+		version[v.Ref] = v.Version
+	}
+	moves := make([]Move, 0, len(ups))
+	for _, u := range ups {
+		if u.Old != u.New {
+			moves = append(moves, Move{Ref: u.Ref, Old: u.Old, New: u.New, Version: version[u.Ref], Site: site})
+		}
+	}
+	return moves
+}
+
+// objectTypes is the type of each update's new object in repo ("" for a
+// deletion, missingType for an object that is not there), asked of the
+// repository's long-lived cat-file in one exchange. Objects present are
+// complete: the repository holds only complete histories.
+func (c *Coordinator) objectTypes(ctx context.Context, repo *git.Repo, ups []Update) ([]string, error) {
+	var ids []string
+	for _, u := range ups {
+		if u.New != git.ZeroID {
+			ids = append(ids, u.New)
+		}
+	}
+	types := make([]string, len(ups))
+	if len(ids) == 0 {
+		return types, nil
+	}
+	// A cancelled read would kill the shared cat-file; these are short.
+	infos, err := repo.Objects.Infos(context.WithoutCancel(ctx), ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the new objects: %w", err)
+	}
+	k := 0
+	for i, u := range ups {
+		if u.New == git.ZeroID {
+			continue
+		}
+		types[i] = infos[k].Type
+		if infos[k].Missing {
+			types[i] = missingType
+		}
+		k++
+	}
+	return types, nil
 }
 
 // CreateProject creates the project's repository here and at every other

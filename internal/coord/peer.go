@@ -11,6 +11,7 @@ import (
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
 	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
 )
 
 // arrivalWait bounds how long a peer waits for a pack stream announced by a
@@ -107,7 +108,10 @@ func (c *Coordinator) handleCommit(ctx context.Context, from string, payload []b
 	start := time.Now()
 	c.log.Debug("commit", "txn", m.Txn, "project", m.Project, "versions", m.Versions, "pack", m.Pack)
 	if err := c.commit(ctx, m.Project, m.Txn, m.Versions, m.Pack, []string{from}); err != nil {
-		c.log.Warn("commit failed", "txn", m.Txn, "project", m.Project, "origin", from, "error", err)
+		// The origin, told, stops redelivering; this site's catch-up owns
+		// the write now (it retries, and reports what stays stuck).
+		c.log.Warn("commit failed; catching up", "txn", m.Txn, "project", m.Project, "origin", from, "error", err)
+		c.kickCatchUp()
 		return nil, err
 	}
 	c.metrics.applyLatency.Observe(time.Since(start).Seconds())
@@ -159,8 +163,10 @@ func (c *Coordinator) handleAbort(ctx context.Context, from string, payload []by
 }
 
 func (c *Coordinator) drop(ctx context.Context, name, id string) error {
-	_ = c.waitPack(ctx, id) // a pack still arriving would recreate the quarantine
-	c.recv.Forget(id)
+	// A pack still arriving is cut short, and one yet to come refused: it
+	// would recreate the quarantine. Nothing waits for a pack that will
+	// not come.
+	c.recv.Cancel(id)
 	if repo, err := c.cfg.Repos.Open(name); err == nil {
 		q, err := packsync.Create(repo.Dir, id)
 		if err == nil {
@@ -249,31 +255,41 @@ func (c *Coordinator) resolvePrepared(ctx context.Context) {
 }
 
 func (c *Coordinator) resolve(ctx context.Context, e journal.Entry, now time.Time) error {
-	refs := make([]string, 0, len(e.Updates))
+	var refs []string
 	for _, u := range e.Updates {
 		if c.cfg.Guarded(u.Ref) {
 			refs = append(refs, u.Ref)
 		}
 	}
-	named := len(refs) > 0
-	var vs []Version
+	var recs []refdb.Record
 	if len(refs) > 0 {
 		rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
-		recs, err := c.cfg.Store.Get(rctx, e.Project, refs...)
+		var err error
+		recs, err = c.cfg.Store.Get(rctx, e.Project, refs...)
 		cancel()
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
-			named = named && r.Txn == e.Txn
-			vs = append(vs, Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site})
-		}
 	}
-	switch {
-	case named:
-		c.log.Info("committing a prepared write the refdb names", "txn", e.Txn, "project", e.Project, "origin", e.Origin)
-		return c.commit(ctx, e.Project, e.Txn, vs, false, []string{e.Origin})
-	case now.After(e.Deadline):
+	switch resolveRule(e, recs, c.cfg.Guarded, now) {
+	case resolveCommit:
+		vs := make([]Version, 0, len(recs))
+		for _, r := range recs {
+			if r.Version > 0 {
+				vs = append(vs, versionOf(r))
+			}
+		}
+		c.log.Info("committing a prepared write the refdb decided", "txn", e.Txn, "project", e.Project, "origin", e.Origin)
+		err := c.commit(ctx, e.Project, e.Txn, vs, false, []string{e.Origin})
+		if err == nil || !now.After(e.Deadline) {
+			return err
+		}
+		// Its objects are in; its refs cannot move here yet. Catch-up owns
+		// them now: it retries with backoff and reports what stays stuck.
+		c.log.Warn("a decided prepared write cannot be applied here; leaving it to catch-up", "txn", e.Txn, "project", e.Project, "origin", e.Origin, "error", err)
+		c.kickCatchUp()
+		return c.prepared.Remove(e.Txn)
+	case resolveAbort:
 		c.log.Info("aborting a prepared write the refdb does not name", "txn", e.Txn, "project", e.Project, "origin", e.Origin)
 		if err := c.drop(ctx, e.Project, e.Txn); err != nil {
 			return err

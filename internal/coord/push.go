@@ -84,12 +84,14 @@ func (p *Push) Finish() {
 	proj.end(w.id)
 	// receive-pack has exited: the refs it moved are on disk.
 	proj.notify()
-	decided := false
 	w.once.Do(func() { w.err = errUndecided })
-	decided = w.err == nil
-	if !decided && w.tee != nil {
-		c.abortAt(w, c.peersOf(w.policy))
+	if w.err != nil {
+		if w.tee != nil {
+			c.abortAt(w, c.peersOf(w.policy))
+		}
+		return
 	}
+	c.announce(Moved{Project: w.project, Txn: w.id, Own: true, Moves: movesOf(w.updatesCopy(), w.res.Versions, c.cfg.Site)})
 }
 
 // Rejection is the receive-pack response that tells the client why
@@ -162,7 +164,7 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 	case w == nil:
 		return c.hookWrite(ctx, req.GitDir, ups)
 	}
-	w.once.Do(func() { _, w.err = c.decide(ctx, w) })
+	w.once.Do(func() { w.res, w.err = c.decide(ctx, w) })
 	if w.err != nil {
 		return reject(w.err)
 	}
@@ -180,7 +182,7 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 	w.mu.Lock()
 	w.updates = ups
 	w.mu.Unlock()
-	if err := c.check(ups); err != nil {
+	if err := validateWrite(ups, nil); err != nil {
 		return reject(err)
 	}
 	c.project(w.project).begin(w.id, ups)
@@ -233,9 +235,12 @@ func (c *Coordinator) hookWrite(ctx context.Context, gitDir string, ups []Update
 	p := c.project(project)
 	p.begin(w.id, ups)
 	defer p.end(w.id)
-	if _, err := c.decide(ctx, w); err != nil {
+	res, err := c.decide(ctx, w)
+	if err != nil {
 		return reject(err)
 	}
+	// git moves the refs once the hook says yes.
+	c.announce(Moved{Project: project, Txn: w.id, Own: true, Moves: movesOf(ups, res.Versions, c.cfg.Site)})
 	return hook.Response{OK: true}
 }
 

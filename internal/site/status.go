@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/coord"
+
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/transport"
 )
@@ -16,6 +18,10 @@ type Status struct {
 	RefDB    RefDBStatus  `json:"refdb"`
 	Queues   Queues       `json:"queues"`
 	Lag      Lag          `json:"lag"`
+	// Parked lists the refs this site has failed to move to the refdb's
+	// value for a while, with the reason; while any is listed, /readyz
+	// answers 503. Catch-up keeps retrying them.
+	Parked []coord.Parked `json:"parked"`
 }
 
 // PeerStatus is one peer as this site sees it.
@@ -59,6 +65,10 @@ func (s *Site) status(ctx context.Context) any {
 	q := s.coord.Queues()
 	st.Queues = Queues{Outbound: q.Outbound, Prepared: q.Prepared}
 	st.Lag.CaughtUp = s.coord.Ready() == nil
+	st.Parked = s.coord.Parked()
+	if st.Parked == nil {
+		st.Parked = []coord.Parked{}
+	}
 	now := time.Now()
 	if s.mesh != nil {
 		st.Instance = s.mesh.InstanceID().String()

@@ -1,0 +1,212 @@
+package coord
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/refdb"
+)
+
+// Object ids of the rule tests.
+var (
+	idA = strings.Repeat("a", 40)
+	idB = strings.Repeat("b", 40)
+	idC = strings.Repeat("c", 40)
+)
+
+func all(string) bool { return true }
+
+func TestValidateWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ups   []Update
+		types []string
+		want  string // "" accepted; else part of the message
+	}{
+		{name: "a branch to a commit", ups: []Update{{"refs/heads/main", git.ZeroID, idA}}, types: []string{"commit"}},
+		{name: "types not known yet", ups: []Update{{"refs/heads/main", git.ZeroID, idA}}},
+		{name: "a tag to a blob", ups: []Update{{"refs/tags/v1", git.ZeroID, idA}}, types: []string{"blob"}},
+		{name: "a deletion", ups: []Update{{"refs/heads/x", idA, git.ZeroID}}, types: []string{""}},
+		{name: "a sequence ref to a blob", ups: []Update{{"refs/sequences/changes", idB, idA}}, types: []string{"blob"}},
+		{name: "nothing", ups: nil, want: "no ref updates"},
+		{name: "HEAD", ups: []Update{{"HEAD", git.ZeroID, idA}}, want: `"HEAD" is not a ref under refs/`},
+		{name: "outside refs", ups: []Update{{"foo", git.ZeroID, idA}}, want: `"foo" is not a ref under refs/`},
+		{name: "dot dot", ups: []Update{{"refs/heads/a..b", git.ZeroID, idA}}, want: "contains '..'"},
+		{name: "lock suffix", ups: []Update{{"refs/heads/x.lock", git.ZeroID, idA}}, want: ".lock"},
+		{name: "control character", ups: []Update{{"refs/heads/a\x01", git.ZeroID, idA}}, want: "control character"},
+		{name: "twice", ups: []Update{{"refs/heads/x", git.ZeroID, idA}, {"refs/heads/x", git.ZeroID, idB}}, want: "appears twice"},
+		{name: "bad id", ups: []Update{{"refs/heads/x", git.ZeroID, "abc"}}, want: "not 40 hex"},
+		{name: "patch set rewritten", ups: []Update{{"refs/changes/01/1/1", idA, idB}}, want: "patch-set ref"},
+		{name: "patch set created", ups: []Update{{"refs/changes/01/1/1", git.ZeroID, idB}}, types: []string{"commit"}},
+		{name: "a branch to a blob", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"blob"}, want: "refs/heads/x is a branch and can only point at a commit; " + idA + " is a blob"},
+		{name: "a branch to a tree", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"tree"}, want: "is a tree"},
+		{name: "a branch to a tag", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"tag"}, want: "is a tag"},
+		{name: "missing object", ups: []Update{{"refs/tags/x", git.ZeroID, idA}}, types: []string{missingType}, want: "is not in this site's repository"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validateWrite(tc.ups, tc.types)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalid)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestResolveRule(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	entry := func(deadline time.Time, ups ...journal.Update) journal.Entry {
+		return journal.Entry{Txn: "t1", Project: "p", Origin: "a", Prepared: now.Add(-5 * time.Second), Deadline: deadline, Updates: ups}
+	}
+	before, after := now.Add(time.Minute), now.Add(-time.Second)
+	x := journal.Update{Ref: "refs/heads/x", Old: idA, New: idB}
+	y := journal.Update{Ref: "refs/heads/y", Old: git.ZeroID, New: idC}
+	rec := func(ref, value string, version uint64, txn string) refdb.Record {
+		return refdb.Record{Ref: ref, Value: value, Version: version, Txn: txn, Site: "a"}
+	}
+	for _, tc := range []struct {
+		name    string
+		e       journal.Entry
+		recs    []refdb.Record
+		guarded func(string) bool
+		want    resolution
+	}{
+		{name: "named", e: entry(before, x), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1")}, want: resolveCommit},
+		{name: "named after the deadline", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1")}, want: resolveCommit},
+		{name: "undecided", e: entry(before, x), recs: []refdb.Record{rec(x.Ref, idA, 3, "t0")}, want: resolveWait},
+		{name: "undecided past the deadline", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, idA, 3, "t0")}, want: resolveAbort},
+		{name: "superseded by a later version", e: entry(before, x), recs: []refdb.Record{rec(x.Ref, idC, 5, "t2")}, want: resolveCommit},
+		{name: "superseded by a deletion", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, git.ZeroID, 5, "t2")}, want: resolveCommit},
+		{name: "a creation not decided", e: entry(before, y), recs: []refdb.Record{rec(y.Ref, git.ZeroID, 2, "t0")}, want: resolveWait},
+		{name: "a ref the refdb never saw", e: entry(before, x), recs: []refdb.Record{{Ref: x.Ref}}, want: resolveWait},
+		{name: "a ref the refdb never saw, past the deadline", e: entry(after, x), recs: nil, want: resolveAbort},
+		{name: "one ref named, one undecided", e: entry(before, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, git.ZeroID, 2, "t0")}, want: resolveWait},
+		{name: "both refs moved on", e: entry(after, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, idA, 3, "t3")}, want: resolveCommit},
+		{name: "nothing guarded", e: entry(before, x), guarded: func(string) bool { return false }, want: resolveCommit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := tc.guarded
+			if g == nil {
+				g = all
+			}
+			require.Equal(t, tc.want, resolveRule(tc.e, tc.recs, g, now))
+		})
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	rec := func(ref, value string, version uint64) refdb.Record {
+		return refdb.Record{Ref: ref, Value: value, Version: version, Site: "b"}
+	}
+	v := func(ref, value string, version uint64) Version {
+		return Version{Ref: ref, Value: value, Version: version, Site: "b"}
+	}
+	cached := func(ref string) bool { return !strings.HasPrefix(ref, "refs/cache-automerge/") }
+	for _, tc := range []struct {
+		name          string
+		announced     []Version
+		recs          []refdb.Record
+		keep, refused []Version
+	}{
+		{name: "as the refdb holds", announced: []Version{v("refs/heads/x", idA, 3)}, recs: []refdb.Record{rec("refs/heads/x", idA, 3)},
+			keep: []Version{v("refs/heads/x", idA, 3)}},
+		{name: "the refdb moved on: its value", announced: []Version{v("refs/heads/x", idA, 3)}, recs: []refdb.Record{rec("refs/heads/x", idB, 5)},
+			keep: []Version{v("refs/heads/x", idB, 5)}},
+		{name: "a version the refdb never held", announced: []Version{v("refs/heads/x", idC, 9)}, recs: []refdb.Record{rec("refs/heads/x", idA, 3)},
+			refused: []Version{v("refs/heads/x", idC, 9)}},
+		{name: "the right version with another value", announced: []Version{v("refs/heads/x", idC, 3)}, recs: []refdb.Record{rec("refs/heads/x", idA, 3)},
+			refused: []Version{v("refs/heads/x", idC, 3)}},
+		{name: "a ref the refdb does not know", announced: []Version{v("refs/heads/x", idC, 1)}, recs: nil,
+			refused: []Version{v("refs/heads/x", idC, 1)}},
+		{name: "a deletion the refdb holds", announced: []Version{v("refs/heads/x", git.ZeroID, 4)}, recs: []refdb.Record{rec("refs/heads/x", "", 4)},
+			keep: []Version{v("refs/heads/x", git.ZeroID, 4)}},
+		{name: "an unguarded ref as announced", announced: []Version{v("refs/cache-automerge/1", idA, 0)}, recs: nil,
+			keep: []Version{v("refs/cache-automerge/1", idA, 0)}},
+		{name: "mixed", announced: []Version{v("refs/heads/x", idA, 3), v("refs/heads/y", idC, 7)},
+			recs: []refdb.Record{rec("refs/heads/y", idB, 6), rec("refs/heads/x", idA, 3)},
+			keep: []Version{v("refs/heads/x", idA, 3)}, refused: []Version{v("refs/heads/y", idC, 7)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keep, refused := confirm(tc.announced, tc.recs, cached)
+			require.Equal(t, tc.keep, keep)
+			require.Equal(t, tc.refused, refused)
+		})
+	}
+}
+
+func TestBehindRefdb(t *testing.T) {
+	rec := func(ref, value string, version uint64) refdb.Record {
+		return refdb.Record{Ref: ref, Value: value, Version: version, Site: "a"}
+	}
+	none := func(string) bool { return false }
+	recs := []refdb.Record{
+		rec("refs/heads/late", idB, 9),
+		rec("refs/heads/same", idA, 4),
+		rec("refs/heads/wrong", idA, 5), // the site holds another value at a version it thinks current
+		rec("refs/heads/gone", git.ZeroID, 7),
+		rec("refs/heads/new", idC, 2),
+		rec("refs/heads/busy", idC, 3),
+		rec("refs/cache-automerge/x", idC, 1),
+		rec("HEAD", idA, 1),
+	}
+	local := map[string]string{"refs/heads/same": idA, "refs/heads/wrong": idC, "refs/heads/gone": idA, "refs/heads/late": idA, "refs/heads/busy": idA}
+	guarded := func(ref string) bool { return !strings.HasPrefix(ref, "refs/cache-automerge/") }
+	inflight := func(ref string) bool { return ref == "refs/heads/busy" }
+	got := behindRefdb(recs, local, guarded, inflight)
+	require.Equal(t, []Version{
+		{Ref: "refs/heads/new", Value: idC, Version: 2, Site: "a"},
+		{Ref: "refs/heads/wrong", Value: idA, Version: 5, Site: "a"},
+		{Ref: "refs/heads/gone", Value: git.ZeroID, Version: 7, Site: "a"},
+		{Ref: "refs/heads/late", Value: idB, Version: 9, Site: "a"},
+	}, got, "in version order; HEAD, unguarded and in-flight refs left out; values compared, not versions")
+	require.Len(t, behindRefdb(recs, local, guarded, none), 5, "without the push in flight its ref is behind too")
+	require.Empty(t, behindRefdb(nil, local, guarded, none))
+}
+
+func TestForward(t *testing.T) {
+	held := map[string]uint64{"refs/heads/x": 5, "refs/heads/y": 2}
+	vs := []Version{{Ref: "refs/heads/x", Version: 4}, {Ref: "refs/heads/x", Version: 5}, {Ref: "refs/heads/y", Version: 3}, {Ref: "refs/heads/z", Version: 1}}
+	got := forward(vs, func(ref string) uint64 { return held[ref] })
+	require.Equal(t, vs[1:], got, "an older version is dropped; the one held is kept (its value may be what is wrong)")
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 2 * time.Second, 2: 4 * time.Second, 3: 8 * time.Second, 5: 32 * time.Second, 6: time.Minute, 50: time.Minute} {
+		require.Equal(t, want, backoff(n, 2*time.Second, time.Minute), "after %d failures", n)
+	}
+}
+
+func TestParking(t *testing.T) {
+	var k parking
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	v := Version{Ref: "refs/heads/x", Value: idA, Version: 3}
+	k.fail("p", v, errString("trying to write non-commit object"), t0)
+	require.Empty(t, k.list(t0.Add(parkAfter-time.Second)), "not parked before parkAfter")
+	k.fail("p", v, errString("again"), t0.Add(time.Second))
+	got := k.list(t0.Add(parkAfter))
+	require.Len(t, got, 1)
+	require.Equal(t, Parked{Project: "p", Ref: "refs/heads/x", Value: idA, Version: 3, Reason: "again", Since: t0, Tries: 2}, got[0])
+	require.ErrorContains(t, parkedError(got), `1 refs cannot be applied here: refs/heads/x of "p" at version 3`)
+	k.clear("p", []Version{{Ref: "refs/heads/x", Version: 2}})
+	require.Len(t, k.list(t0.Add(parkAfter)), 1, "an older version does not clear it")
+	k.clear("p", []Version{{Ref: "refs/heads/x", Version: 3}})
+	require.Empty(t, k.list(t0.Add(parkAfter)))
+	k.fail("p", v, errString("x"), t0)
+	k.fail("p", Version{Ref: "refs/heads/y"}, errString("y"), t0)
+	k.keep("p", map[string]bool{"refs/heads/y": true})
+	got = k.list(t0.Add(parkAfter))
+	require.Len(t, got, 1)
+	require.Equal(t, "refs/heads/y", got[0].Ref)
+	require.NoError(t, parkedError(nil))
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
