@@ -116,7 +116,7 @@ type Coordinator struct {
 
 	delivering sync.Map // txn → struct{}: outbound delivery in progress
 	caughtUp   atomic.Bool
-	resolving  atomic.Bool // a resolvePrepared pass is running
+	resolving  atomic.Bool   // a resolvePrepared pass is running
 	kick       chan struct{} // wakes the catch-up loop
 	bg         sync.WaitGroup
 	bgCtx      context.Context // guarded by mu
