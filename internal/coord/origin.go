@@ -125,7 +125,14 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	tally.Yes(c.cfg.Site)
 
 	voteCtx, cancel := context.WithTimeout(ctx, pol.Timeout)
-	defer cancel()
+	// No vote outlives the decision: the votes still out when the rule
+	// holds (or cannot) are cancelled and waited for. A pack being shipped
+	// to a slow peer goes on in the background (shipOnce), owned by Run.
+	var voting sync.WaitGroup
+	defer func() {
+		cancel()
+		voting.Wait()
+	}()
 	if pol.Mode != Async && tally.Outcome() == Pending {
 		type vote struct {
 			site string
@@ -133,7 +140,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 		}
 		votes := make(chan vote, len(peers))
 		for _, p := range peers {
-			go func() { votes <- vote{p, c.prepareAt(voteCtx, w, p, ups)} }()
+			voting.Go(func() { votes <- vote{p, c.prepareAt(voteCtx, w, p, ups)} })
 		}
 	collect:
 		for range peers {
