@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
@@ -411,7 +412,7 @@ func (c *Coordinator) fetch(ctx context.Context, project, dir, peer string, want
 		return err
 	}
 	defer q.Drop()
-	if _, err := c.cfg.Mesh.Request(ctx, peer, KindFetch, encode(fetchMsg{Project: project, Txn: id, Wants: wants, Haves: haves})); err != nil {
+	if _, err := c.cfg.Mesh.Request(ctx, peer, kind.Fetch, encode(fetchMsg{Project: project, Txn: id, Wants: wants, Haves: haves})); err != nil {
 		return fmt.Errorf("fetch from site %s: %w", peer, err)
 	}
 	if err := c.recv.Wait(ctx, id); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/packsync"
 )
 
@@ -100,7 +101,7 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
-		reply, err := c.cfg.Mesh.Request(rctx, st.Name, KindProjects, nil)
+		reply, err := c.cfg.Mesh.Request(rctx, st.Name, kind.Projects, nil)
 		cancel()
 		if err != nil {
 			continue

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/transport"
@@ -167,15 +168,15 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c.recv = packsync.NewReceiver(c.openForPeer, cfg.MaxPack, cfg.Log)
-	cfg.Mesh.HandleStream(KindPack, c.recv.Handle)
-	cfg.Mesh.Handle(KindPrepare, c.handlePrepare)
-	cfg.Mesh.Handle(KindCommit, c.handleCommit)
-	cfg.Mesh.Handle(KindAbort, c.handleAbort)
-	cfg.Mesh.Handle(KindFetch, c.handleFetch)
-	cfg.Mesh.Handle(KindCreate, c.handleCreate)
-	cfg.Mesh.Handle(KindProjects, c.handleProjects)
-	cfg.Mesh.Handle(KindPrepareDelta, c.handlePrepareDelta)
-	cfg.Mesh.Handle(KindCommitDelta, c.handleCommitDelta)
+	cfg.Mesh.HandleStream(kind.Pack, c.recv.Handle)
+	cfg.Mesh.Handle(kind.Prepare, c.handlePrepare)
+	cfg.Mesh.Handle(kind.Commit, c.handleCommit)
+	cfg.Mesh.Handle(kind.Abort, c.handleAbort)
+	cfg.Mesh.Handle(kind.Fetch, c.handleFetch)
+	cfg.Mesh.Handle(kind.Create, c.handleCreate)
+	cfg.Mesh.Handle(kind.Projects, c.handleProjects)
+	cfg.Mesh.Handle(kind.PrepareDelta, c.handlePrepareDelta)
+	cfg.Mesh.Handle(kind.CommitDelta, c.handleCommitDelta)
 	return c, nil
 }
 

@@ -62,6 +62,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/packsync"
@@ -644,7 +645,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		msg, err := encodeDelta(deltaMsg{Header: h, Frame: frame}) // no versions: cannot fail
 		var reply []byte
 		if err == nil {
-			reply, err = c.cfg.Mesh.Request(ctx, peer, KindPrepareDelta, msg)
+			reply, err = c.cfg.Mesh.Request(ctx, peer, kind.PrepareDelta, msg)
 		}
 		var m deltaVotesMsg
 		reason := ""
@@ -757,7 +758,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		d.Objects = nil
 		ds = append(ds, d)
 	}
-	err := packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, batch[0].w.dir, packsync.Header{Project: project, Txn: g}, wants, c.ndPresent(context.WithoutCancel(ctx), batch[0].repo, haves))
+	err := packsync.Ship(ctx, c.cfg.Mesh, kind.Pack, peer, batch[0].w.dir, packsync.Header{Project: project, Txn: g}, wants, c.ndPresent(context.WithoutCancel(ctx), batch[0].repo, haves))
 	var f []byte
 	if err == nil {
 		f, err = c.nd.codec.Encode(ds...)
@@ -1009,7 +1010,7 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 				if err != nil {
 					return err
 				}
-				_, err = c.cfg.Mesh.Request(ctx, p, KindCommitDelta, msg)
+				_, err = c.cfg.Mesh.Request(ctx, p, kind.CommitDelta, msg)
 				return err
 			}
 			full := deltaMsg{Header: deltaHeader{From: c.cfg.Site, Txn: e.Txn, Project: e.Project, Versions: vs, Seq: seqs[p]}}
@@ -1053,7 +1054,7 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 			if errors.Is(err, transport.ErrNoHandler) {
 				// A release without the fast path: the plain COMMIT,
 				// whose peer fetches the objects.
-				_, err = c.cfg.Mesh.Request(ctx, p, KindCommit, encode(commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}))
+				_, err = c.cfg.Mesh.Request(ctx, p, kind.Commit, encode(commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}))
 			}
 			return err
 		})
@@ -1081,7 +1082,7 @@ func (c *Coordinator) ndRelease(g, project string, peers []string) {
 		c.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 			defer cancel()
-			if _, err := c.cfg.Mesh.Request(ctx, p, KindCommitDelta, msg); err != nil {
+			if _, err := c.cfg.Mesh.Request(ctx, p, kind.CommitDelta, msg); err != nil {
 				c.log.Debug("release not delivered", "peer", p, "txn", g, "error", err)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
@@ -268,7 +269,7 @@ func (c *Coordinator) shipOnce(w *write, peer string, ups []Update) <-chan error
 }
 
 func (c *Coordinator) askVote(ctx context.Context, peer string, msg prepareMsg) voteMsg {
-	reply, err := c.cfg.Mesh.Request(ctx, peer, KindPrepare, encode(msg))
+	reply, err := c.cfg.Mesh.Request(ctx, peer, kind.Prepare, encode(msg))
 	if err != nil {
 		return voteMsg{Vote: voteNo, Reason: "unreachable: " + shortErr(err)}
 	}
@@ -293,7 +294,7 @@ func (c *Coordinator) shipTo(ctx context.Context, w *write, peer string, ups []U
 		wants = append(wants, u.New)
 		haves = append(haves, u.Old)
 	}
-	return packsync.Ship(ctx, c.cfg.Mesh, KindPack, peer, w.dir, packsync.Header{Project: w.project, Txn: w.id}, wants, haves)
+	return packsync.Ship(ctx, c.cfg.Mesh, kind.Pack, peer, w.dir, packsync.Header{Project: w.project, Txn: w.id}, wants, haves)
 }
 
 func hasObjects(ups []Update) bool {
@@ -390,7 +391,7 @@ func (c *Coordinator) abortAt(w *write, peers []string) {
 		c.background(func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 			defer cancel()
-			if _, err := c.cfg.Mesh.Request(ctx, p, KindAbort, msg); err != nil {
+			if _, err := c.cfg.Mesh.Request(ctx, p, kind.Abort, msg); err != nil {
 				c.log.Debug("abort not delivered", "peer", p, "txn", w.id, "error", err)
 			}
 		})
@@ -425,7 +426,7 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 					c.shipOnce(w, p, w.updatesCopy())
 				}
 			}
-			_, err := c.cfg.Mesh.Request(ctx, p, KindCommit, encode(msg))
+			_, err := c.cfg.Mesh.Request(ctx, p, kind.Commit, encode(msg))
 			return err
 		})
 	})
@@ -637,7 +638,7 @@ func (c *Coordinator) createAt(ctx context.Context, peer, project string) error 
 	ctx, cancel := context.WithTimeout(ctx, createWait)
 	defer cancel()
 	for {
-		_, err := c.cfg.Mesh.Request(ctx, peer, KindCreate, encode(createMsg{Project: project}))
+		_, err := c.cfg.Mesh.Request(ctx, peer, kind.Create, encode(createMsg{Project: project}))
 		if err == nil || !errors.Is(err, transport.ErrPeerUnavailable) {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
 )
@@ -195,7 +196,7 @@ func (c *Coordinator) handleFetch(ctx context.Context, from string, payload []by
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("site %s lacks %d of the objects, %s first", c.cfg.Site, len(missing), missing[0])
 	}
-	if err := packsync.Ship(ctx, c.cfg.Mesh, KindPack, from, repo.Dir, packsync.Header{Project: m.Project, Txn: m.Txn}, m.Wants, m.Haves); err != nil {
+	if err := packsync.Ship(ctx, c.cfg.Mesh, kind.Pack, from, repo.Dir, packsync.Header{Project: m.Project, Txn: m.Txn}, m.Wants, m.Haves); err != nil {
 		return nil, err
 	}
 	return []byte("ok"), nil

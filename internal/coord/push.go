@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/hook"
+	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
@@ -56,7 +57,7 @@ func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Rea
 		w.ship = true
 		p.Body = io.MultiReader(head, br)
 	case parsed.HasPack && len(peers) > 0:
-		w.tee = packsync.StartTee(ctx, c.cfg.Mesh, KindPack, peers, packsync.Header{Project: project, Txn: w.id}, c.cfg.Log)
+		w.tee = packsync.StartTee(ctx, c.cfg.Mesh, kind.Pack, peers, packsync.Header{Project: project, Txn: w.id}, c.cfg.Log)
 		p.Body = io.MultiReader(head, &teeReader{r: br, tee: w.tee})
 	default:
 		p.Body = io.MultiReader(head, br)

@@ -18,25 +18,6 @@ import (
 	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/refdb"
-	"github.com/sitesync/sitesync/transport"
-)
-
-// Message kinds on the mesh.
-const (
-	KindPack     transport.Kind = 1 // stream: a pack into a transaction's quarantine
-	KindPrepare  transport.Kind = 2 // request: hold a write's objects, journal it, vote
-	KindCommit   transport.Kind = 3 // request: a write is decided; apply it
-	KindAbort    transport.Kind = 4 // request: a write failed; drop what it left
-	KindFetch    transport.Kind = 5 // request: send me a pack of these objects
-	KindCreate   transport.Kind = 6 // request: create a project's repository
-	KindProjects transport.Kind = 7 // request: which projects do you hold
-	// The NoteDb fast path (notedb.go): a batch of writes as one delta frame
-	// in a binary envelope. Kinds 8 and 9 were the same requests with a
-	// JSON envelope and a version 1 frame; a peer that still speaks only
-	// those answers "no handler" and the origin falls back (vote no, plain
-	// COMMIT).
-	KindPrepareDelta transport.Kind = 10 // request: apply a batch's objects, journal it, vote per write
-	KindCommitDelta  transport.Kind = 11 // request: a batch is decided (or released); apply it
 )
 
 // maxUpdates bounds the refs of one message: a push of every ref of a very
