@@ -233,15 +233,17 @@ func (c *Coordinator) Ready() error {
 	return parkedError(c.Parked())
 }
 
-// background runs f on a goroutine that Run waits for.
-func (c *Coordinator) background(f func(ctx context.Context)) {
+// background runs f on a goroutine that Run waits for; it reports false,
+// and runs nothing, once Run has returned.
+func (c *Coordinator) background(f func(ctx context.Context)) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return
+		return false
 	}
 	ctx := c.bgCtx
 	c.bg.Go(func() { f(ctx) })
+	return true
 }
 
 // policy is the live rule of project, with this site always in the

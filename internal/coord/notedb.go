@@ -591,11 +591,16 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 			answers <- answer{p, votes}
 		})
 	}
+	// The votes may outlive the decision (a peer still preparing tells the
+	// delivery whether it needs the objects again); Run owns their end.
 	defer func() {
-		go func() {
+		if !c.background(func(context.Context) {
 			asking.Wait()
 			cancel()
-		}()
+		}) {
+			cancel()
+			asking.Wait()
+		}
 	}()
 	open := func() bool {
 		for _, i := range voters {
