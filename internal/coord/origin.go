@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/journal"
 	"github.com/sitesync/sitesync/internal/kind"
 	"github.com/sitesync/sitesync/internal/txn"
@@ -529,6 +530,9 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 			return Result{}, err
 		}
 	}
+	if err := c.gitWouldTake(ctx, repo, ups); err != nil {
+		return Result{}, err
+	}
 	w := c.localWrite(project, repo.Dir, ups)
 	p := c.project(project)
 	p.begin(w.id, ups)
@@ -547,6 +551,23 @@ func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (
 		c.kickCatchUp()
 	}
 	return res, nil
+}
+
+// gitWouldTake asks git whether it would move the refs of ups here (a ref
+// that is a directory of another, say), without moving them: a write the
+// refdb takes must be one every site can apply. Old values are left to the
+// refdb, which answers a stale one with a conflict.
+func (c *Coordinator) gitWouldTake(ctx context.Context, repo *git.Repo, ups []Update) error {
+	gu := make([]git.RefUpdate, len(ups))
+	for i, u := range ups {
+		gu[i] = git.RefUpdate{Ref: u.Ref, New: u.New}
+	}
+	err := git.CheckRefUpdates(ctx, repo.Dir, []string{hook.EnvApplying + "=1"}, gu)
+	var gerr *git.Error
+	if errors.As(err, &gerr) && gerr.Stderr != "" {
+		return fmt.Errorf("%w: git refuses it: %s", ErrInvalid, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(gerr.Stderr), "fatal: ")))
+	}
+	return err
 }
 
 // movesOf is the moves of a write's updates decided at site, with the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/coord"
 	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
 	"github.com/sitesync/sitesync/internal/site/sitetest"
@@ -143,4 +144,63 @@ func TestForeignLockIsParked(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, getJSON(t, b.URL()+"/api/v1/status", &st))
 	require.Empty(t, st.Parked)
+}
+
+// TestWriteAPIRefusesWhatNoSiteCouldApply: writes through the API that a
+// site could not apply are refused with 400 saying what and why, before
+// any site or the refdb hears of them: HEAD and other names outside refs/,
+// names git refuses, a branch to a blob or a tree, an object that is not
+// there, a ref that is a directory of an existing one. Afterwards nothing
+// is queued, no site holds any of them, and a proper write of the same ref
+// is taken as a creation (the refdb never held it).
+func TestWriteAPIRefusesWhatNoSiteCouldApply(t *testing.T) {
+	l := cluster(t, site.LocalOptions{Sites: 3, Mode: "quorum", Acks: 2})
+	e := gittest.Env(t)
+	a := l.Sites[0]
+	const project = "refuse/api"
+	sitetest.CreateProject(t, a.URL(), project)
+	src := gittest.Generate(t, e, gittest.Shape{Commits: 5, Branches: 1})
+	e.Run(t, src, "push", a.URL()+"/"+project+".git", "refs/heads/*:refs/heads/*")
+	want := e.Refs(t, src)
+	requireConverged(t, e, l, project, want)
+	dir := repoDir(l, a, project)
+	main := want["refs/heads/main"]
+	blob := strings.TrimSpace(e.RunInput(t, dir, []byte("a blob\n"), "hash-object", "-w", "--stdin"))
+	tree := strings.TrimSpace(e.Run(t, dir, "rev-parse", main+"^{tree}"))
+	missing := strings.Repeat("1", 40)
+
+	for _, tc := range []struct {
+		name, ref, value, want string
+	}{
+		{"HEAD", "HEAD", main, `"HEAD" is not a ref under refs/`},
+		{"not under refs", "heads/x", main, `"heads/x" is not a ref under refs/`},
+		{"two dots", "refs/heads/a..b", main, "contains '..'"},
+		{"lock suffix", "refs/heads/x.lock", main, ".lock"},
+		{"control character", "refs/heads/bell\a", main, "control character"},
+		{"branch to a blob", "refs/heads/blob", blob, "refs/heads/blob is a branch and can only point at a commit; " + blob + " is a blob"},
+		{"branch to a tree", "refs/heads/tree", tree, "is a tree"},
+		{"missing object", "refs/tags/missing", missing, "object " + missing + " for refs/tags/missing is not in this site's repository"},
+		{"below an existing ref", "refs/heads/main/x", main, "git refuses it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := post(t, a.URL(), project, []coord.Update{{Ref: tc.ref, Old: zeroID, New: tc.value}})
+			require.Equal(t, http.StatusBadRequest, code, body)
+			var msg struct{ Error string }
+			require.NoError(t, json.Unmarshal([]byte(body), &msg), body)
+			require.Contains(t, msg.Error, tc.want)
+			t.Logf("%s: %s", tc.name, msg.Error)
+		})
+	}
+	var st statusBody
+	for _, s := range l.Sites {
+		require.Equal(t, http.StatusOK, getJSON(t, s.URL()+"/api/v1/status", &st))
+		require.Zero(t, st.Queues.Outbound, "site %s", s.Name())
+		require.Zero(t, st.Queues.Prepared, "site %s", s.Name())
+		require.Equal(t, want, e.Refs(t, repoDir(l, s, project)), "site %s", s.Name())
+	}
+	// The refdb never held them: a creation of the same name is taken.
+	code, body := post(t, a.URL(), project, []coord.Update{{Ref: "refs/tags/missing", Old: zeroID, New: blob}})
+	require.Equal(t, http.StatusOK, code, body)
+	want["refs/tags/missing"] = blob
+	requireConverged(t, e, l, project, want)
 }
