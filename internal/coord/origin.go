@@ -123,8 +123,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	}
 	pol := w.policy
 	peers := c.peersOf(pol)
-	tally := NewTally(pol.Sites, pol.Acks)
-	tally.Yes(c.cfg.Site)
+	t := newOriginTxn(c.cfg.Site, pol, peers)
 
 	voteCtx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	// No vote outlives the decision: the votes still out when the rule
@@ -135,52 +134,37 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 		cancel()
 		voting.Wait()
 	}()
-	if pol.Mode != Async && tally.Outcome() == Pending {
-		type vote struct {
-			site string
-			msg  voteMsg
-		}
-		votes := make(chan vote, len(peers))
-		for _, p := range peers {
+	type vote struct {
+		site string
+		msg  voteMsg
+	}
+	votes := make(chan vote, len(peers))
+	var vs []Version
+	step := t.Start()
+	for !step.Done {
+		for _, p := range step.Prepare {
 			voting.Go(func() { votes <- vote{p, c.prepareAt(voteCtx, w, p, ups)} })
 		}
-	collect:
-		for range peers {
+		switch {
+		case step.Decide:
+			var err error
+			vs, err = c.cas(ctx, w, ups)
+			step = t.Decided(err)
+		default:
 			select {
 			case v := <-votes:
-				if v.msg.Vote == voteYes {
-					tally.Yes(v.site)
-				} else {
-					tally.No(v.site, v.msg.Reason)
-				}
-				if tally.Outcome() != Pending {
-					break collect
-				}
+				step = t.Vote(v.site, v.msg)
 			case <-voteCtx.Done():
-				break collect
+				step = t.Timeout()
 			}
-		}
-		if tally.Outcome() != Reached {
-			for _, p := range peers {
-				if !slices.Contains(tally.Acks(), p) {
-					tally.No(p, "no answer")
-				}
-			}
-			c.abortAt(w, peers)
-			c.metrics.writes.WithLabelValues("no_quorum").Inc()
-			return Result{}, &QuorumError{Summary: tally.Summary(), Timeout: pol.Timeout}
 		}
 	}
-
-	vs, err := c.cas(ctx, w, ups)
-	if err != nil {
-		c.abortAt(w, peers)
-		if errors.Is(err, ErrConflict) {
-			c.metrics.writes.WithLabelValues("conflict").Inc()
-		} else {
-			c.metrics.writes.WithLabelValues("error").Inc()
-		}
-		return Result{}, err
+	if len(step.Abort) > 0 {
+		c.abortAt(w, step.Abort)
+	}
+	if step.Err != nil {
+		c.metrics.writes.WithLabelValues(outcome(step.Err)).Inc()
+		return Result{}, step.Err
 	}
 	c.fault(FaultAfterRefDBCommit)
 	c.project(w.project).decided(vs)
@@ -188,17 +172,28 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	c.metrics.decideLatency.WithLabelValues(pol.Mode).Observe(time.Since(start).Seconds())
 
 	// The decision stands; peers learn of it through the durable queue.
-	e := journal.Entry{Txn: w.id, Project: w.project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: peers}
-	for _, v := range vs {
-		e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
-	}
-	if len(peers) > 0 {
+	if len(step.Queue) > 0 {
+		e := journal.Entry{Txn: w.id, Project: w.project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: step.Queue}
+		for _, v := range vs {
+			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
+		}
 		if err := c.outbound.Put(e); err != nil {
 			c.log.Error("outbound queue", "txn", w.id, "error", err)
 		}
-		c.deliver(e, w, tally.Acks())
+		c.deliver(e, w, step.Acks)
 	}
-	return Result{Txn: w.id, Acks: tally.Acks(), Versions: vs}, nil
+	return Result{Txn: w.id, Acks: step.Acks, Versions: vs}, nil
+}
+
+// outcome is the metric label of a write that failed with err.
+func outcome(err error) string {
+	switch {
+	case errors.Is(err, ErrNoQuorum):
+		return "no_quorum"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	}
+	return "error"
 }
 
 func (w *write) updatesCopy() []Update {
