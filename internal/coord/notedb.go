@@ -338,17 +338,20 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 	out := make([]notedbfast.Result[Result], len(batch))
 	project := batch[0].w.project
 	g := txn.New(c.cfg.Site, time.Now())
-	tallies := make([]*Tally, len(batch))
+	// Each write runs its own originTxn, as a push does; the batch only
+	// shares the messages that carry them.
+	lives := make([]*originTxn, len(batch))
+	steps := make([]originStep, len(batch))
 	var voters []int
 	var voterPeers []string
 	timeout := time.Duration(0)
 	for i, nw := range batch {
 		pol := nw.w.policy
-		tallies[i] = NewTally(pol.Sites, pol.Acks)
-		tallies[i].Yes(c.cfg.Site)
-		if pol.Mode != Async && tallies[i].Outcome() == Pending {
+		lives[i] = newOriginTxn(c.cfg.Site, pol, c.peersOf(pol))
+		steps[i] = lives[i].Start()
+		if len(steps[i].Prepare) > 0 {
 			voters = append(voters, i)
-			voterPeers = union(voterPeers, c.peersOf(pol))
+			voterPeers = union(voterPeers, steps[i].Prepare)
 			timeout = max(timeout, pol.Timeout)
 		}
 	}
@@ -357,21 +360,19 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 	var held map[string]*peerVotes // per peer: the writes it holds
 	var prepFrame []byte
 	if len(voters) > 0 {
-		prepFrame, held = c.ndVotes(ctx, g, project, batch, voters, voterPeers, tallies, timeout)
+		prepFrame, held = c.ndVotes(ctx, g, project, batch, voters, voterPeers, lives, steps, timeout)
 	}
 	var cands []int
-	for i, nw := range batch {
-		if tallies[i].Outcome() == Reached {
+	for i := range batch {
+		if !steps[i].Done && !steps[i].Decide {
+			steps[i] = lives[i].Timeout()
+		}
+		if steps[i].Decide {
 			cands = append(cands, i)
 			continue
 		}
-		for _, p := range c.peersOf(nw.w.policy) {
-			if !slices.Contains(tallies[i].Acks(), p) {
-				tallies[i].No(p, "no answer")
-			}
-		}
-		c.metrics.writes.WithLabelValues("no_quorum").Inc()
-		out[i].Err = &QuorumError{Summary: tallies[i].Summary(), Timeout: nw.w.policy.Timeout}
+		c.metrics.writes.WithLabelValues(outcome(steps[i].Err)).Inc()
+		out[i].Err = steps[i].Err
 	}
 
 	// 2. The decision.
@@ -384,19 +385,18 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 	release()
 	var decided []int
 	for _, i := range cands {
-		if err := errs[i]; err != nil {
-			if errors.Is(err, ErrConflict) {
-				c.metrics.writes.WithLabelValues("conflict").Inc()
-			} else {
-				c.metrics.writes.WithLabelValues("error").Inc()
-			}
-			out[i].Err = err
+		// The batch's releases and COMMIT-DELTAs carry the step's aborts
+		// and deliveries.
+		step := lives[i].Decided(errs[i])
+		if step.Err != nil {
+			c.metrics.writes.WithLabelValues(outcome(step.Err)).Inc()
+			out[i].Err = step.Err
 			continue
 		}
 		decided = append(decided, i)
 		c.metrics.writes.WithLabelValues("ok").Inc()
 		c.metrics.decideLatency.WithLabelValues(batch[i].w.policy.Mode).Observe(time.Since(batch[i].start).Seconds())
-		out[i].Value = Result{Txn: txns[i], Acks: tallies[i].Acks(), Versions: vers[i]}
+		out[i].Value = Result{Txn: txns[i], Acks: step.Acks, Versions: vers[i]}
 	}
 
 	// 3. Queue, peers, local commit.
@@ -542,10 +542,11 @@ func nameVersions(vs []Version, ups []Update) []int {
 }
 
 // ndVotes asks every peer to prepare the voting writes of the batch and
-// counts each write's votes in its own tally, until every tally is decided
-// or the timeout. It returns the prepare frame and, per peer, its answer
-// (which a peer still working after the rules held fills in later).
-func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*ndWrite, voters []int, peers []string, tallies []*Tally, timeout time.Duration) ([]byte, map[string]*peerVotes) {
+// feeds each write's votes to its own originTxn (steps[i] is its latest
+// step), until every write's rule holds or cannot, or the timeout. It
+// returns the prepare frame and, per peer, its answer (which a peer still
+// working after the rules held fills in later).
+func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*ndWrite, voters []int, peers []string, lives []*originTxn, steps []originStep, timeout time.Duration) ([]byte, map[string]*peerVotes) {
 	held := make(map[string]*peerVotes, len(peers))
 	ds := make([]notedbfast.Delta, len(voters))
 	for k, i := range voters {
@@ -561,7 +562,9 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 	if err != nil {
 		// Our own objects do not encode: no peer can vote for them.
 		for _, i := range voters {
-			tallies[i].No(c.cfg.Site, "encode: "+err.Error())
+			for _, p := range peers {
+				steps[i] = lives[i].Vote(p, voteMsg{Vote: voteNo, Reason: "encode: " + err.Error()})
+			}
 		}
 		return nil, held
 	}
@@ -604,7 +607,7 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 	}()
 	open := func() bool {
 		for _, i := range voters {
-			if tallies[i].Outcome() == Pending {
+			if !steps[i].Done && !steps[i].Decide {
 				return true
 			}
 		}
@@ -615,13 +618,11 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 		case a := <-answers:
 			for _, i := range voters {
 				v, ok := a.votes[i]
-				switch {
-				case ok && v.Vote == voteYes:
-					tallies[i].Yes(a.peer)
-				case ok:
-					tallies[i].No(a.peer, v.Reason)
-				default:
-					tallies[i].No(a.peer, "no vote for the write")
+				if !ok {
+					v = voteMsg{Vote: voteNo, Reason: "no vote for the write"}
+				}
+				if step := lives[i].Vote(a.peer, v); step.Decide || step.Done {
+					steps[i] = step
 				}
 			}
 			if !open() {
