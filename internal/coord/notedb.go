@@ -416,12 +416,9 @@ func (c *Coordinator) flushNoteDB(ctx context.Context, batch []*ndWrite, release
 	}
 	vs = latest(vs)
 	if len(peers) > 0 {
-		e := journal.Entry{Txn: g, Project: project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: peers}
+		e := decidedEntry(g, project, c.cfg.Site, peers, vs, time.Now())
 		// Ours to deliver: redeliver must not race us to the entry.
 		c.delivering.Store(g, struct{}{})
-		for _, v := range vs {
-			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
-		}
 		ws := make([]*ndWrite, len(decided))
 		for k, i := range decided {
 			ws[k] = batch[i]
@@ -1311,8 +1308,7 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 	// One journal entry per batch; a second round of the same batch (a
 	// chain, a pack) adds its writes to it.
 	now := time.Now()
-	e := journal.Entry{Txn: h.Txn, Project: h.Project, Origin: from, Prepared: now,
-		Deadline: now.Add(time.Duration(h.TimeoutMS)*time.Millisecond + prepareGrace)}
+	e := journal.Entry{Txn: h.Txn, Project: h.Project, Origin: from, Prepared: now, Deadline: prepareDeadline(now, h.TimeoutMS)}
 	if old, err := c.prepared.Get(h.Txn); err == nil && old.Project == h.Project {
 		e.Updates = old.Updates
 	}

@@ -173,10 +173,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 
 	// The decision stands; peers learn of it through the durable queue.
 	if len(step.Queue) > 0 {
-		e := journal.Entry{Txn: w.id, Project: w.project, Origin: c.cfg.Site, Prepared: time.Now(), Peers: step.Queue}
-		for _, v := range vs {
-			e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
-		}
+		e := decidedEntry(w.id, w.project, c.cfg.Site, step.Queue, vs, time.Now())
 		if err := c.outbound.Put(e); err != nil {
 			c.log.Error("outbound queue", "txn", w.id, "error", err)
 		}

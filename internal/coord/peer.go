@@ -64,10 +64,7 @@ func (c *Coordinator) prepare(ctx context.Context, from string, m prepareMsg) vo
 		return voteMsg{Vote: voteNo, Reason: err.Error()}
 	}
 	now := time.Now()
-	e := journal.Entry{
-		Txn: m.Txn, Project: m.Project, Origin: from, Prepared: now,
-		Deadline: now.Add(time.Duration(m.TimeoutMS)*time.Millisecond + prepareGrace),
-	}
+	e := journal.Entry{Txn: m.Txn, Project: m.Project, Origin: from, Prepared: now, Deadline: prepareDeadline(now, m.TimeoutMS)}
 	for _, u := range m.Updates {
 		e.Updates = append(e.Updates, journal.Update{Ref: u.Ref, Old: u.Old, New: u.New})
 	}

@@ -215,3 +215,28 @@ func backoff(n int, first, most time.Duration) time.Duration {
 	}
 	return min(d, most)
 }
+
+// maxPrepareTimeout bounds the timeout a peer's PREPARE may ask for: a write
+// waits for its rule seconds, not hours, and a peer's number must not
+// overflow a deadline (2^62 ms) or keep a prepared write for years.
+const maxPrepareTimeout = 10 * time.Minute
+
+// prepareDeadline is when a peer aborts a write prepared at now whose origin
+// waits timeoutMS for its rule, unless the refdb decided it by then.
+func prepareDeadline(now time.Time, timeoutMS int64) time.Time {
+	d := maxPrepareTimeout
+	if timeoutMS >= 0 && timeoutMS < maxPrepareTimeout.Milliseconds() {
+		d = time.Duration(timeoutMS) * time.Millisecond
+	}
+	return now.Add(d + prepareGrace)
+}
+
+// decidedEntry is the outbound entry of a write decided at origin: the
+// versions the refdb gave it, for the peers still to be told.
+func decidedEntry(id, project, origin string, peers []string, vs []Version, now time.Time) journal.Entry {
+	e := journal.Entry{Txn: id, Project: project, Origin: origin, Prepared: now, Peers: peers}
+	for _, v := range vs {
+		e.Updates = append(e.Updates, journal.Update{Ref: v.Ref, New: v.Value, Version: v.Version})
+	}
+	return e
+}

@@ -210,3 +210,23 @@ func TestParking(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestPrepareDeadline(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		ms   int64
+		want time.Duration
+	}{
+		{"ten seconds", 10_000, 10*time.Second + prepareGrace},
+		{"none", 0, prepareGrace},
+		{"two hours: bounded", 2 * 3600 * 1000, maxPrepareTimeout + prepareGrace},
+		{"2^62: no overflow", 1 << 62, maxPrepareTimeout + prepareGrace},
+		{"10^12", 1_000_000_000_000, maxPrepareTimeout + prepareGrace},
+		{"negative", -5, maxPrepareTimeout + prepareGrace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, now.Add(tc.want), prepareDeadline(now, tc.ms))
+		})
+	}
+}
