@@ -32,10 +32,12 @@ func (e event) apply(t *originTxn) originStep {
 }
 
 var (
-	start      = event{start: true}
-	yes        = func(s string) event { return event{vote: s, msg: voteMsg{Vote: voteYes}} }
-	no         = func(s, why string) event { return event{vote: s, msg: voteMsg{Vote: voteNo, Reason: why}} }
-	missing    = func(s string) event { return event{vote: s, msg: voteMsg{Vote: voteMissing, Reason: "2 objects missing"}} }
+	start   = event{start: true}
+	yes     = func(s string) event { return event{vote: s, msg: voteMsg{Vote: voteYes}} }
+	no      = func(s, why string) event { return event{vote: s, msg: voteMsg{Vote: voteNo, Reason: why}} }
+	missing = func(s string) event {
+		return event{vote: s, msg: voteMsg{Vote: voteMissing, Reason: "2 objects missing"}}
+	}
 	timeout    = event{timeout: true}
 	casOK      = event{decided: true}
 	casFailed  = func(err error) event { return event{decided: true, err: err} }

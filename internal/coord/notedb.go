@@ -1035,13 +1035,13 @@ func (c *Coordinator) ndDeliver(e journal.Entry, vs []Version, ws []*ndWrite, de
 				named, form = true, "entry"
 			case !holds:
 				if f, err := frame(); err == nil {
-					m.Frame, m.Header.Named = f.frame, f.named
+					m.Frame, m.Header.Named, m.updates = f.frame, f.named, updatesOf(ws)
 					named, form = f.named != nil, "frame"
 					if named {
 						form = "based"
 					}
 				} else if f, err := plain(); err == nil {
-					m.Frame, form = f, "frame"
+					m.Frame, m.updates, form = f, updatesOf(ws), "frame"
 				}
 			}
 			c.nd.commits.WithLabelValues(form).Inc()

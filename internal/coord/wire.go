@@ -11,7 +11,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/txn"
@@ -301,6 +300,10 @@ const (
 type deltaMsg struct {
 	Header deltaHeader
 	Frame  []byte // a notedbfast frame; empty in a COMMIT-DELTA for peers that hold the objects
+	// updates are the frame's ref updates in order, when the sender knows
+	// them (the writes it encoded): encodeDelta then names versions by
+	// their place in the frame without decoding it. Not sent.
+	updates []Update
 }
 
 // deltaFrameLimits bound the frames of delta messages (as decodeFrame).
@@ -324,7 +327,7 @@ func encodeDelta(m deltaMsg) ([]byte, error) {
 			flags |= deltaProject
 		}
 		if len(h.Versions) > 0 && h.Named == nil {
-			inFrame = frameIndex(m.Frame)
+			inFrame = frameIndex(m.Frame, m.updates)
 		}
 	default:
 		flags |= deltaProject
@@ -614,14 +617,8 @@ func (h *deltaHeader) resolve(ups []Update) error {
 }
 
 // frameUpdates returns the ref updates of a frame, over all its deltas in
-// order. The origin encodes one COMMIT-DELTA per peer around the same
-// frame, so the last frame's updates are kept.
+// order.
 func frameUpdates(frame []byte) ([]notedbfast.Update, error) {
-	lastFrame.mu.Lock()
-	defer lastFrame.mu.Unlock()
-	if lastFrame.ups != nil && bytes.Equal(lastFrame.frame, frame) {
-		return lastFrame.ups, nil
-	}
 	ds, err := notedbfast.Decode(frame, deltaFrameLimits)
 	if err != nil {
 		return nil, err
@@ -630,24 +627,22 @@ func frameUpdates(frame []byte) ([]notedbfast.Update, error) {
 	for _, d := range ds {
 		ups = append(ups, d.Updates...)
 	}
-	lastFrame.frame, lastFrame.ups = bytes.Clone(frame), ups
 	return ups, nil
 }
 
-var lastFrame struct {
-	mu    sync.Mutex
-	frame []byte
-	ups   []notedbfast.Update
-}
-
 // frameIndex maps each (ref, new value) of a frame's updates to the index
-// of its last update; nil if the frame does not decode by itself (a frame
-// compressed against the peer's objects, notedbfast.EncodeBased): the
-// sender names its versions instead (deltaHeader.Named).
-func frameIndex(frame []byte) map[[2]string]int {
-	ups, err := frameUpdates(frame)
-	if err != nil {
-		return nil
+// of its last update: from ups, the frame's updates as its sender encoded
+// them, or else by decoding the frame; nil if the frame does not decode by
+// itself (a frame compressed against the peer's objects,
+// notedbfast.EncodeBased): the sender names its versions instead
+// (deltaHeader.Named).
+func frameIndex(frame []byte, ups []Update) map[[2]string]int {
+	if ups == nil {
+		fups, err := frameUpdates(frame)
+		if err != nil {
+			return nil
+		}
+		ups = fromFast(fups)
 	}
 	idx := make(map[[2]string]int, len(ups))
 	for k, u := range ups {
