@@ -193,8 +193,11 @@ func (r Root) List() ([]string, error) {
 // RemoveStaleLocks removes the ref lock files (refs/**/*.lock,
 // packed-refs.lock, HEAD.lock) of every repository under the root that were
 // last written before `before`: locks a git process left when it was killed
-// with the machine or the daemon. Call it at start, before any git process
-// of this site runs. It returns the files it removed.
+// with the machine or the daemon. packed-refs.new goes too: git writes it
+// under packed-refs.lock and creates it with O_EXCL, so one left behind
+// fails every later rewrite of packed-refs (ref deletions, pack-refs, gc).
+// Call it at start, before any git process of this site runs. It returns
+// the files it removed.
 func (r Root) RemoveStaleLocks(before time.Time) ([]string, error) {
 	projects, err := r.List()
 	if err != nil {
@@ -214,7 +217,7 @@ func (r Root) RemoveStaleLocks(before time.Time) ([]string, error) {
 	}
 	for _, project := range projects {
 		dir := filepath.Join(r.dir, project+".git")
-		for _, f := range []string{"packed-refs.lock", "HEAD.lock"} {
+		for _, f := range []string{"packed-refs.lock", "packed-refs.new", "HEAD.lock"} {
 			if err := stale(filepath.Join(dir, f)); err != nil {
 				return removed, err
 			}

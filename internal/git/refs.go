@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // RefUpdate moves one ref from Old to New. Old = ZeroID means the ref must
@@ -25,9 +26,20 @@ type RefUpdate struct {
 // their old values, with no reflog and no hook to run — itself, through the
 // same lock files (see reffast.go), and hands every other transaction to
 // git whole. Safe for concurrent use; transactions run one at a time.
+//
+// A transaction whose context ends while update-ref holds its locks is
+// rolled back by stopping the process (SIGTERM: git removes its locks).
+// Should update-ref die without that cleanup (SIGKILL after stopGrace, or
+// the OOM killer's), the updater removes the locks of that transaction
+// itself (see removeLocks), so that the next write of its refs does not fail
+// on them.
 type RefUpdater struct {
 	p    proc
 	fast *fastRefs // nil: every transaction goes to git
+
+	// Guarded by p.mu.
+	held   *heldLocks // the transaction update-ref may hold locks for
+	gitDir string     // where the lock files are, once resolved
 
 	fastTxns, gitTxns atomic.Uint64
 	lastFallback      atomic.Pointer[string] // why the last transaction went to git
@@ -60,6 +72,7 @@ func NewRefUpdater(dir string, env ...string) *RefUpdater {
 // NewRefUpdaterOpts returns an updater for the repository at dir.
 func NewRefUpdaterOpts(dir string, opts RefUpdaterOptions) *RefUpdater {
 	u := &RefUpdater{p: proc{dir: dir, args: []string{"update-ref", "--stdin"}, env: opts.Env}}
+	u.p.dirty = u.removeLocks
 	if opts.Objects != nil {
 		u.fast = &fastRefs{dir: dir, env: opts.Env, skipHooks: opts.SkipHooks, objects: opts.Objects}
 	}
@@ -87,6 +100,7 @@ func (u *RefUpdater) Prepare(ctx context.Context, updates []RefUpdate) (*Prepare
 		}
 	}
 	u.p.mu.Lock()
+	u.held = newHeldLocks(updates)
 	err := u.p.exchange(ctx,
 		func(w *bufio.Writer) error {
 			w.WriteString("start\n")
@@ -106,7 +120,12 @@ func (u *RefUpdater) Prepare(ctx context.Context, updates []RefUpdate) (*Prepare
 			}
 			return expect(r, "prepare: ok")
 		})
+	if err == nil && u.p.live == nil {
+		// Prepared, then stopped as ctx ended: the locks went with it.
+		err = ctx.Err()
+	}
 	if err != nil {
+		u.held = nil
 		u.p.mu.Unlock()
 		return nil, fmt.Errorf("prepare ref transaction: %w", err)
 	}
@@ -124,8 +143,17 @@ func (t *Prepared) finish(ctx context.Context, verb string) error {
 		return fmt.Errorf("ref transaction already finished")
 	}
 	t.done = true
-	defer t.u.p.mu.Unlock()
-	err := t.u.p.exchange(ctx,
+	u := t.u
+	defer u.p.mu.Unlock()
+	defer func() { u.held = nil }()
+	u.held.until = time.Now()
+	if err := ctx.Err(); err != nil {
+		// exchange would not start; the transaction must not stay
+		// prepared, its locks held, in an idle process: stopping
+		// update-ref rolls it back.
+		return fmt.Errorf("%s ref transaction: %w", verb, errors.Join(err, u.p.stop()))
+	}
+	err := u.p.exchange(ctx,
 		func(w *bufio.Writer) error { _, err := w.WriteString(verb + "\n"); return err },
 		func(r *bufio.Reader) error { return expect(r, verb+": ok") })
 	if err != nil {
@@ -149,7 +177,7 @@ func (u *RefUpdater) Apply(ctx context.Context, updates []RefUpdate) error {
 		if u.fast.reread {
 			// git reads its configuration once, when it starts: the
 			// process must not write with one older than ours.
-			u.p.kill()
+			_ = u.p.stop() // idle: no transaction, nothing of its to clean up
 		}
 		u.p.mu.Unlock()
 		if reason == "" {
