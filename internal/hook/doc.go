@@ -16,6 +16,17 @@
 // pre-receive, so no guarded ref moves without a decision; for the phases
 // whose exit status git ignores ("committed", "aborted") it only reports.
 //
+// Some calls are answered without the daemon (by the installed script in
+// shell where it can, so that sitesync does not even start): writes the
+// daemon applies itself (SITESYNC_APPLYING), the phases after the decision,
+// and git pack-refs's bookkeeping (run by gc and gc --auto), which moves no
+// ref value: the hook recognises that git pack-refs ran it from /proc (see
+// packrefs.go).
+//
+// A hook waiting on the daemon ends when the git that ran it dies (the
+// kernel sends it SIGTERM, PR_SET_PDEATHSIG), so a stopped or killed git
+// leaves no hook behind and the daemon's Handler sees its ctx end.
+//
 // Server is safe for concurrent use; Run returns after every connection
 // handler has returned.
 package hook

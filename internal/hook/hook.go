@@ -152,6 +152,13 @@ func Run(ctx context.Context, hookName string, args []string, stdin io.Reader, s
 	if env(EnvApplying) != "" {
 		return 0 // the daemon's own write of a decided transaction
 	}
+	if hookName == ReferenceTransaction && packRefsBookkeeping(ups) && ranByPackRefs(os.Getppid()) {
+		return 0 // moves no ref value: nothing to decide (see packrefs.go)
+	}
+	if !dieWithParent() {
+		say("git went away before its %s hook asked sitesync", hookName)
+		return exitFor(req)
+	}
 	socket := env(EnvSocket)
 	if socket == "" {
 		say("%s is not set: this hook must be run by git for a repository served with sitesync", EnvSocket)

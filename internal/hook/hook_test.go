@@ -64,10 +64,11 @@ func startServer(t *testing.T, h Handler) string {
 		cancel()
 		require.NoError(t, <-done)
 	})
-	require.Eventually(t, func() bool { _, err := os.Stat(socket); return err == nil }, 5e9, 1e7)
-	fi, err := os.Stat(socket)
-	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "only the daemon's user may talk to it")
+	// Run makes the socket, then restricts it: wait for both.
+	require.Eventually(t, func() bool {
+		fi, err := os.Stat(socket)
+		return err == nil && fi.Mode().Perm() == 0o600
+	}, 5e9, 1e7, "the socket is there and only the daemon's user may talk to it")
 	return socket
 }
 

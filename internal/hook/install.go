@@ -36,13 +36,30 @@ func WriteScripts(dir, binary, socket string) error {
 }
 
 // shortcut is the shell that answers, without starting sitesync, the hook
-// calls that need no decision: a write the daemon itself applies, and the
-// reference-transaction phases after the decision ("committed",
-// "aborted"), whose exit status git ignores. Each sitesync start costs a
-// few milliseconds on every push. git's input is read so git never writes
-// into a closed pipe.
+// calls that need no decision: git pack-refs's bookkeeping (packrefs.go), a
+// write the daemon itself applies, and the reference-transaction phases
+// after the decision ("committed", "aborted"), whose exit status git
+// ignores. Each sitesync start costs a few milliseconds on every push, and
+// pack-refs runs the hook twice per ref it prunes.
+//
+// pack-refs is recognised by its command line, /proc/$PPID/cmdline (git
+// execs the script, so $PPID is git), which the shell's read builtin takes
+// with its NUL separators dropped: "/usr/lib/git-core/gitpack-refs--all--prune"
+// when gc or maintenance runs it, "gitpack-refs--all" typed by an admin;
+// and by the executable's name, /proc/$PPID/comm, "git". Only those exact
+// forms match here; any other goes to sitesync, which parses the command
+// line (and looks further up). This path starts no process: pack-refs runs
+// it 10,000 times for 5,000 refs. It leaves git's input unread, which git
+// 2.39 allows (it ignores EPIPE from a hook that exits before reading).
+// Elsewhere git's input is read so git never writes into a closed pipe.
 func shortcut(name string) string {
-	s := "if [ -n \"$" + EnvApplying + "\" ]; then cat >/dev/null; exit 0; fi\n"
+	var s string
+	if name == ReferenceTransaction {
+		s += "read -r git 2>/dev/null </proc/$PPID/cmdline; case \"$git\" in " +
+			"gitpack-refs|gitpack-refs--all|gitpack-refs--all--prune|*/gitpack-refs|*/gitpack-refs--all|*/gitpack-refs--all--prune) " +
+			"read -r comm 2>/dev/null </proc/$PPID/comm; if [ \"$comm\" = git ]; then exit 0; fi ;; esac\n"
+	}
+	s += "if [ -n \"$" + EnvApplying + "\" ]; then cat >/dev/null; exit 0; fi\n"
 	if name == ReferenceTransaction {
 		s += "case \"$1\" in " + Committed + "|" + Aborted + ") cat >/dev/null; exit 0 ;; esac\n"
 	}
