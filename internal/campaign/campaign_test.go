@@ -16,6 +16,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/campaign"
 	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/gittest"
 )
 
 var (
@@ -87,6 +88,23 @@ func TestCampaign(t *testing.T) {
 // and returns its report (nil if it could not run).
 func runSchedule(t *testing.T, p campaign.Plan) *campaign.Report {
 	t.Helper()
+	rep, dir, log := run(t, p, campaign.Config{})
+	if rep == nil || rep.OK() {
+		return rep
+	}
+	t.Errorf("%s\nwrites %s; faults: %s\n%s\n--- the run ---\n%s--- the sites' logs (requests left out) ---\n%s",
+		p, rep.Writes, strings.Join(rep.Faults, "; "), rep.Details(), log, siteLogs(dir))
+	if *flagKeep != "" {
+		t.Logf("kept %s", dir)
+	}
+	return rep
+}
+
+// run runs one plan with cfg (Dir and Logf filled in here) and returns its
+// report (nil and a failed test if it could not run), its directory and
+// its log.
+func run(t *testing.T, p campaign.Plan, cfg campaign.Config) (*campaign.Report, string, string) {
+	t.Helper()
 	dir := t.TempDir()
 	if *flagKeep != "" {
 		dir = filepath.Join(*flagKeep, fmt.Sprintf("seed-%d-%s", p.Seed, time.Now().Format("150405")))
@@ -105,25 +123,54 @@ func runSchedule(t *testing.T, p campaign.Plan) *campaign.Report {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scheduleTimeout)
 	defer cancel()
-	rep, err := campaign.Run(ctx, p, campaign.Config{Dir: dir, Logf: logf})
-	if err != nil {
-		t.Errorf("%s: could not run: %v\n%s", p, err, log.String())
-		return nil
-	}
-	if rep.OK() {
-		if *flagKeep != "" {
-			_ = os.RemoveAll(dir)
-		}
-		return rep
-	}
+	cfg.Dir, cfg.Logf = dir, logf
+	rep, err := campaign.Run(ctx, p, cfg)
 	mu.Lock()
 	defer mu.Unlock()
-	t.Errorf("%s\nwrites %s; faults: %s\n%s\n--- the run ---\n%s--- the sites' logs (requests left out) ---\n%s",
-		p, rep.Writes, strings.Join(rep.Faults, "; "), rep.Details(), log.String(), siteLogs(dir))
-	if *flagKeep != "" {
-		t.Logf("kept %s", dir)
+	if err != nil {
+		t.Errorf("%s: could not run: %v\n%s", p, err, log.String())
+		return nil, dir, log.String()
 	}
-	return rep
+	if rep.OK() && *flagKeep != "" {
+		_ = os.RemoveAll(dir)
+	}
+	return rep, dir, log.String()
+}
+
+// TestCampaignSeesTampering: the campaign can fail. Site c's repository
+// gets a branch behind sitesync's back (git update-ref with hooks off), at
+// a commit the refdb never held: the run must report it as a foreign value
+// at c, and report nothing else anywhere else.
+func TestCampaignSeesTampering(t *testing.T) {
+	p := campaign.Generate(shortSeeds[0], campaign.Short)
+	p.Ops, p.Faults = p.Ops[:4], nil
+	const ref = "refs/heads/tampered"
+	env := gittest.Env(t)
+	tamper := func(ctx context.Context, op int, c *cluster.Cluster) error {
+		if op != 1 {
+			return nil
+		}
+		dir := filepath.Join(c.Site("c").Repos, campaign.Project+".git")
+		out, err := env.Try(dir, "commit-tree", "-p", "main", "-m", "behind sitesync's back", "main^{tree}")
+		if err != nil {
+			return fmt.Errorf("commit-tree: %v: %s", err, out)
+		}
+		if out, err := env.Try(dir, "-c", "core.hooksPath=/dev/null", "update-ref", ref, strings.TrimSpace(out)); err != nil {
+			return fmt.Errorf("update-ref: %v: %s", err, out)
+		}
+		return nil
+	}
+	// The tampered branch never converges: a short bound ends the wait.
+	rep, _, log := run(t, p, campaign.Config{Tamper: tamper, ConvergeBound: 10 * time.Second})
+	require.NotNil(t, rep)
+	require.Empty(t, rep.Errors, log)
+	var foreign bool
+	for _, v := range rep.Violations {
+		require.Equal(t, "c", v.Site, "only c was tampered with: %s", v)
+		require.Equal(t, ref, v.Ref, "only %s was tampered with: %s", ref, v)
+		foreign = foreign || v.Kind == campaign.Foreign
+	}
+	require.True(t, foreign, "the tampered branch is not reported as foreign: %v\n%s", rep.Violations, log)
 }
 
 // siteLogs is the tail of each site's serve.log without request lines.

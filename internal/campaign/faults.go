@@ -63,6 +63,7 @@ func (r *run) injectFaults(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			hold(ctx, f.After)
 			note := r.fault(ctx, i, f)
 			p.mu.Lock()
 			p.faulted[f.target()] = false

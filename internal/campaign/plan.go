@@ -125,13 +125,16 @@ func (k FaultKind) String() string {
 	return fmt.Sprintf("fault(%d)", k)
 }
 
-// Fault is one fault of a schedule. It begins when the client begins
-// operation AtOp and is healed For later, whatever the operations do.
+// Fault is one fault of a schedule. It begins After the client begins
+// operation AtOp (later if its target is under another fault, or two
+// faults are active: then as soon as that ends), so it often lands inside
+// a request, and is healed For later, whatever the operations do.
 type Fault struct {
 	Kind   FaultKind
 	Site   string // "" for the etcd faults
 	Branch string // CrashAfterCommit: the branch of the write that trips it
 	AtOp   int
+	After  time.Duration
 	For    time.Duration
 }
 
@@ -144,10 +147,11 @@ func (f Fault) target() string {
 }
 
 func (f Fault) String() string {
+	at := fmt.Sprintf("@op%d+%v", f.AtOp, f.After)
 	if f.Site == "" {
-		return fmt.Sprintf("%s @op%d for %v", f.Kind, f.AtOp, f.For)
+		return fmt.Sprintf("%s %s for %v", f.Kind, at, f.For)
 	}
-	return fmt.Sprintf("%s %s @op%d for %v", f.Kind, f.Site, f.AtOp, f.For)
+	return fmt.Sprintf("%s %s %s for %v", f.Kind, f.Site, at, f.For)
 }
 
 // Plan is one schedule: everything its seed decides. Generate makes it; Run
@@ -197,14 +201,27 @@ type Shape struct {
 	// for the crash is 2 to 3 times longer: the tripping push must get
 	// through the vote first).
 	MaxFor time.Duration
-	Mode   string // "" lets the seed choose (quorum 3 in 5, async 1, sync 1)
+	// LongFor, if set, makes one in four partitions and pauses (of a site
+	// or of etcd) a long outage of OutageMin to LongFor: longer than the
+	// coordinator's refdb timeout and its read-back after it, where a
+	// write's outcome is unknown to its origin for good.
+	LongFor time.Duration
+	Mode    string // "" lets the seed choose (quorum 3 in 5, async 1, sync 1)
 }
+
+// OutageMin is the shortest long outage: past the coordinator's refdb
+// timeout (10 s, internal/coord).
+const OutageMin = 12 * time.Second
 
 // Short is the suite's shape: a schedule takes well under a minute.
 var Short = Shape{Name: "short", Ops: 12, MaxFaults: 3, MaxFor: 4 * time.Second}
 
 // Long is the shape of a long campaign (-campaign.schedules).
-var Long = Shape{Name: "long", Ops: 30, MaxFaults: 6, MaxFor: 6 * time.Second}
+var Long = Shape{Name: "long", Ops: 30, MaxFaults: 6, MaxFor: 6 * time.Second, LongFor: 25 * time.Second}
+
+// maxAfter bounds how far into its operation a fault begins: about one
+// request's time, so faults land before, inside and after requests.
+const maxAfter = 1500 * time.Millisecond
 
 // maxConcurrentFaults is how many faults may be active at once: two
 // overlapping faults (a site down while etcd stalls) are where the
@@ -263,8 +280,12 @@ func Generate(seed uint64, s Shape) Plan {
 	n := 1 + rng.IntN(max(1, s.MaxFaults))
 	for range n {
 		f := Fault{Kind: FaultKind(weighted(rng, faultWeights[:])), AtOp: rng.IntN(s.Ops)}
+		f.After = time.Duration(rng.Int64N(int64(maxAfter))).Truncate(10 * time.Millisecond)
 		f.For = time.Second + time.Duration(rng.Int64N(int64(s.MaxFor-time.Second)+1))
 		f.For = f.For.Round(100 * time.Millisecond)
+		if s.LongFor > OutageMin && (f.Kind == PartitionSite || f.Kind == PauseSite || f.Kind == PauseEtcd) && rng.IntN(4) == 0 {
+			f.For = (OutageMin + time.Duration(rng.Int64N(int64(s.LongFor-OutageMin)))).Round(100 * time.Millisecond)
+		}
 		switch f.Kind {
 		case KillEtcd, PauseEtcd:
 		case CrashAfterCommit:

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -41,7 +42,8 @@ func TestGenerateWellFormed(t *testing.T) {
 				require.Less(t, f.AtOp, sh.Ops, "a fault begins while the client runs")
 				last = f.AtOp
 				require.Positive(t, f.For)
-				require.LessOrEqual(t, f.For, 2*sh.MaxFor+2e9, "a fault is bounded")
+				require.LessOrEqual(t, f.For, max(2*sh.MaxFor+2*time.Second, sh.LongFor), "a fault is bounded")
+				require.Less(t, f.After, maxAfter)
 				if f.Kind == KillEtcd || f.Kind == PauseEtcd {
 					require.Empty(t, f.Site)
 				} else {

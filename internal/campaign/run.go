@@ -64,6 +64,13 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// ObserveEvery is how often each site's refs are read (default 200ms).
 	ObserveEvery time.Duration
+	// ConvergeBound is how long sites get to converge once every fault is
+	// healed (default ConvergeBound).
+	ConvergeBound time.Duration
+	// Tamper, if set, is called after each operation: a test breaks an
+	// invariant behind sitesync's back with it, to prove that the campaign
+	// sees it. nil in a campaign.
+	Tamper func(ctx context.Context, op int, c *cluster.Cluster) error
 }
 
 // run is one schedule being carried out.
@@ -115,6 +122,9 @@ func Run(ctx context.Context, p Plan, cfg Config) (*Report, error) {
 	start := time.Now()
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("campaign: Config.Dir is required")
+	}
+	if cfg.ConvergeBound == 0 {
+		cfg.ConvergeBound = ConvergeBound
 	}
 	if cfg.ObserveEvery == 0 {
 		cfg.ObserveEvery = 200 * time.Millisecond
@@ -168,6 +178,11 @@ func Run(ctx context.Context, p Plan, cfg Config) (*Report, error) {
 		case <-ctx.Done():
 		}
 		r.do(ctx, i, op)
+		if cfg.Tamper != nil {
+			if err := cfg.Tamper(ctx, i, r.c); err != nil {
+				r.fail("tamper after op %d: %v", i, err)
+			}
+		}
 	}
 	r.prog.set(len(p.Ops))
 	wg.Wait() // every fault healed
@@ -273,9 +288,10 @@ func poll(ctx context.Context, f func() bool) error {
 	}
 }
 
-// get returns the status and body of GET url, with a per-request timeout.
+// get returns the status and body of GET url, with a timeout of its own
+// (ctx's cancellation is not passed on: a look is whole or not at all).
 func (r *run) get(ctx context.Context, url string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -312,63 +328,85 @@ type siteStatus struct {
 }
 
 // converge waits until every site holds exactly the refdb's values, its
-// journals are empty and /readyz answers 200, up to ConvergeBound; on the
-// bound it records what was still wrong. It returns how long it took.
+// journals are empty and /readyz answers 200, up to cfg.ConvergeBound; on
+// the bound it records what was still wrong. It returns how long it took.
+// Each look has timeouts of its own, so the last look before the bound is
+// a whole one, not one cut short by it.
 func (r *run) converge(ctx context.Context) time.Duration {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, ConvergeBound)
-	defer cancel()
+	deadline := start.Add(r.cfg.ConvergeBound)
 	store, err := refdbetcd.Open(ctx, []string{r.c.Etcd().Addr}, refdbetcd.Options{Prefix: refdbPrefix})
 	if err != nil {
 		r.fail("open refdb: %v", err)
 		return 0
 	}
 	defer store.Close()
-	var pending []Violation
-	err = poll(ctx, func() bool {
-		pending = nil
-		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
-		recs, err := store.List(lctx, Project)
-		lcancel()
-		if err != nil {
-			pending = append(pending, Violation{Kind: Stuck, Detail: fmt.Sprintf("refdb list: %v", err)})
-			return false
+	lastLog := start
+	for {
+		pending := r.divergence(ctx, store)
+		took := time.Since(start)
+		if len(pending) == 0 {
+			r.logf("converged %v after the last heal", took.Round(time.Millisecond))
+			return took
 		}
-		for _, s := range r.c.Sites() {
-			local, err := r.git.refs(ctx, repoDir(s))
-			if err != nil {
-				pending = append(pending, Violation{Kind: Diverged, Site: s.Name, Detail: err.Error()})
-				continue
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			for _, v := range pending {
+				v.Detail = fmt.Sprintf("still after %v: %s", took.Round(time.Second), v.Detail)
+				r.violate(v)
 			}
-			pending = append(pending, Converged(s.Name, recs, local)...)
-			if code, b, err := r.get(ctx, s.URL+"/readyz"); code != http.StatusOK {
-				pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf("/readyz: %d %s %v", code, strings.TrimSpace(string(b)), err)})
-			}
-			code, b, err := r.get(ctx, s.URL+"/api/v1/status")
-			var st siteStatus
-			if code == http.StatusOK {
-				err = json.Unmarshal(b, &st)
-			}
-			switch {
-			case code != http.StatusOK || err != nil:
-				pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf("/api/v1/status: %d %v", code, err)})
-			case st.Queues.Outbound != 0 || st.Queues.Prepared != 0:
-				pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf(
-					"journal not empty: outbound %d, prepared %d", st.Queues.Outbound, st.Queues.Prepared)})
-			}
+			return took
 		}
-		return len(pending) == 0
-	})
-	took := time.Since(start)
-	if err != nil {
-		for _, v := range pending {
-			v.Detail = fmt.Sprintf("still after %v: %s", ConvergeBound, v.Detail)
-			r.violate(v)
+		if time.Since(lastLog) >= convergeLogEvery {
+			lastLog = time.Now()
+			r.logf("not converged after %v: %d differences, first: %s", took.Round(time.Second), len(pending), pending[0])
 		}
-		return took
+		select {
+		case <-ctx.Done():
+		case <-time.After(pollEvery):
+		}
 	}
-	r.logf("converged %v after the last heal", took.Round(time.Millisecond))
-	return took
+}
+
+// convergeLogEvery is how often a slow convergence says what it waits for.
+const convergeLogEvery = 10 * time.Second
+
+// divergence is everything that keeps the cluster from having converged
+// now: refs that differ from the refdb, a /readyz not 200, a journal not
+// empty.
+func (r *run) divergence(ctx context.Context, store *refdbetcd.Store) []Violation {
+	var pending []Violation
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	recs, err := store.List(lctx, Project)
+	cancel()
+	if err != nil {
+		return []Violation{{Kind: Stuck, Detail: fmt.Sprintf("refdb list: %v", err)}}
+	}
+	for _, s := range r.c.Sites() {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
+		local, err := r.git.refs(gctx, repoDir(s))
+		cancel()
+		if err != nil {
+			pending = append(pending, Violation{Kind: Diverged, Site: s.Name, Detail: err.Error()})
+			continue
+		}
+		pending = append(pending, Converged(s.Name, recs, local)...)
+		if code, b, err := r.get(ctx, s.URL+"/readyz"); code != http.StatusOK {
+			pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf("/readyz: %d %s %v", code, strings.TrimSpace(string(b)), err)})
+		}
+		code, b, err := r.get(ctx, s.URL+"/api/v1/status")
+		var st siteStatus
+		if code == http.StatusOK {
+			err = json.Unmarshal(b, &st)
+		}
+		switch {
+		case code != http.StatusOK || err != nil:
+			pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf("/api/v1/status: %d %v", code, err)})
+		case st.Queues.Outbound != 0 || st.Queues.Prepared != 0:
+			pending = append(pending, Violation{Kind: Stuck, Site: s.Name, Detail: fmt.Sprintf(
+				"journal not empty: outbound %d, prepared %d", st.Queues.Outbound, st.Queues.Prepared)})
+		}
+	}
+	return pending
 }
 
 // fsck runs git fsck --strict at every site.
