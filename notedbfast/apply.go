@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // ErrMissingObjects is the outcome of a delta that refers to objects
@@ -199,7 +200,7 @@ func (a *Applier) ApplyBatch(ctx context.Context, repoDir string, ds []Delta) []
 	var ask []string
 	asked := map[string]bool{}
 	name := func(id string) {
-		if !asked[id] && !carried[id] && git.IsID(id) && id != ZeroID && id != emptyTree {
+		if !asked[id] && !carried[id] && git.IsID(id) && id != refmove.ZeroID && id != emptyTree {
 			asked[id] = true
 			ask = append(ask, id)
 		}
@@ -297,7 +298,7 @@ func check(d Delta, verified []verifiedObject, pending map[string]bool, has func
 		if !git.IsID(u.Old) || !git.IsID(u.New) {
 			return nil, fmt.Errorf("ref %s: invalid update %q -> %q", u.Ref, u.Old, u.New)
 		}
-		if u.New != ZeroID {
+		if u.New != refmove.ZeroID {
 			need = append(need, u.New)
 		}
 	}

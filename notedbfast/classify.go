@@ -8,6 +8,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // DefaultRefs are the NoteDb namespaces of DESIGN.md §5, in the project's
@@ -123,10 +124,10 @@ func (c *Classifier) Classify(ctx context.Context, r ObjectReader, updates []Upd
 		if !git.IsID(u.Old) || !git.IsID(u.New) {
 			return Classification{}, fmt.Errorf("classify: ref %s: invalid update %q -> %q", u.Ref, u.Old, u.New)
 		}
-		if u.New != ZeroID {
+		if u.New != refmove.ZeroID {
 			tips = append(tips, u.New)
 		}
-		if u.Old != ZeroID {
+		if u.Old != refmove.ZeroID {
 			haves = append(haves, u.Old)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/wirebuf"
 )
 
@@ -43,14 +44,9 @@ var ErrVersion = errors.New("unsupported delta format version")
 // corrupt, or over a limit. Nothing from such a frame is used.
 var ErrFrame = errors.New("bad delta frame")
 
-// Update moves one ref from Old to New (40 hex digits; all zeros means
-// "does not exist").
-type Update struct {
-	Ref, Old, New string
-}
-
-// ZeroID is the object id that stands for "no object".
-const ZeroID = "0000000000000000000000000000000000000000"
+// Update moves one ref from Old to New (refmove.Update; 40 hex digits,
+// refmove.ZeroID means "does not exist").
+type Update = refmove.Update
 
 // Delta is one write of one project: the objects it adds, each after every
 // object of the delta it refers to (parents before children), and the ref
@@ -418,7 +414,7 @@ func Bases(ctx context.Context, r ObjectReader, ds []Delta) ([]Object, error) {
 			byID[o.ID] = o
 		}
 		for _, u := range d.Updates {
-			if u.Old == ZeroID {
+			if u.Old == refmove.ZeroID {
 				continue
 			}
 			old, ok, err := add(u.Old, Commit)
@@ -647,7 +643,7 @@ func marshal(ds []Delta) ([]string, []byte, error) {
 				if !git.IsID(id) {
 					return nil, nil, fmt.Errorf("ref %s: invalid object id %q", u.Ref, id)
 				}
-				if id == ZeroID {
+				if id == refmove.ZeroID {
 					b = append(b, refZero)
 				} else if k, ok := index[id]; ok {
 					b = binary.AppendUvarint(append(b, refObject), uint64(k))
@@ -823,7 +819,7 @@ func (r *reader) ref(objs []Object, what string) string {
 	}
 	switch kind[0] {
 	case refZero:
-		return ZeroID
+		return refmove.ZeroID
 	case refLiteral:
 		return r.id(what)
 	case refObject, refParent:

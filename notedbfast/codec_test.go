@@ -8,6 +8,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -20,7 +21,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	}{
 		{"one", ds[:1]},
 		{"batch", ds},
-		{"delete only", []Delta{{Project: "All-Users", Updates: []Update{{Ref: "refs/users/01/1", Old: ds[0].Updates[0].New, New: ZeroID}}}}},
+		{"delete only", []Delta{{Project: "All-Users", Updates: []Update{{Ref: "refs/users/01/1", Old: ds[0].Updates[0].New, New: refmove.ZeroID}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, enc := range []func(...Delta) ([]byte, error){Encode, plain.Encode} {
@@ -103,12 +104,12 @@ func TestEncodeRefuses(t *testing.T) {
 		d    Delta
 		msg  string
 	}{
-		{"bad ref", Delta{Project: "p", Updates: []Update{{Ref: "refs/x y", Old: ZeroID, New: id}}}, "invalid ref name"},
-		{"not under refs", Delta{Project: "p", Updates: []Update{{Ref: "HEAD", Old: ZeroID, New: id}}}, "invalid ref name"},
+		{"bad ref", Delta{Project: "p", Updates: []Update{{Ref: "refs/x y", Old: refmove.ZeroID, New: id}}}, "invalid ref name"},
+		{"not under refs", Delta{Project: "p", Updates: []Update{{Ref: "HEAD", Old: refmove.ZeroID, New: id}}}, "invalid ref name"},
 		{"bad id", Delta{Project: "p", Updates: []Update{{Ref: "refs/x", Old: "abc", New: id}}}, "invalid object id"},
 		{"bad type", Delta{Project: "p", Objects: []Object{{Type: 9, ID: id}}}, "unknown type"},
 		{"id not the hash", Delta{Project: "p", Objects: []Object{{Type: Blob, ID: Hash(Blob, []byte("x"))}}}, "content hashes to"},
-		{"no project", Delta{Updates: []Update{{Ref: "refs/x", Old: ZeroID, New: id}}}, "without a project"},
+		{"no project", Delta{Updates: []Update{{Ref: "refs/x", Old: refmove.ZeroID, New: id}}}, "without a project"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Encode(tc.d)
@@ -190,7 +191,7 @@ func basedHistory(tb testing.TB, seed uint64) ([]Delta, [][]Object, func([]strin
 	var bases [][]Object
 	all := map[string]Object{}
 	for _, w := range writes {
-		if w.Kind != "meta" || w.Updates[0].Old == ZeroID {
+		if w.Kind != "meta" || w.Updates[0].Old == refmove.ZeroID {
 			continue
 		}
 		d := Delta{Project: "p", Txn: "t", Objects: toObjects(tb, w), Updates: toUpdates(w)}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 var corpus = flag.String("corpus", "", "a git bundle of a real Gerrit repository (e.g. ../../../shared/corpus/plugins_high-availability.bundle) to replay its NoteDb meta history through deltas")
@@ -76,7 +77,7 @@ func TestCorpusReplay(t *testing.T) {
 	var raw, framed, framedPlain, updates, packs int
 	for _, ref := range metas {
 		out := e.Run(t, origin, "rev-list", "--reverse", "--first-parent", ref)
-		old := ZeroID
+		old := refmove.ZeroID
 		for _, id := range strings.Fields(out) {
 			u := Update{Ref: ref, Old: old, New: id}
 			c, err := cl.Classify(ctx, cat, []Update{u})
@@ -84,7 +85,7 @@ func TestCorpusReplay(t *testing.T) {
 			if c.Path != PathDelta {
 				packs++ // over max_bytes: the pack path would carry it
 				var haves []string
-				if old != ZeroID {
+				if old != refmove.ZeroID {
 					haves = append(haves, old)
 				}
 				var pack bytes.Buffer

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // TestReplicateGeneratedHistory replays a generated NoteDb history from one
@@ -52,7 +53,7 @@ func TestReplicateGeneratedHistory(t *testing.T) {
 		var wants, haves []string
 		for _, u := range us {
 			wants = append(wants, u.New)
-			if u.Old != ZeroID {
+			if u.Old != refmove.ZeroID {
 				haves = append(haves, u.Old)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // maxCommands bounds the command section of one push request that is held in
@@ -22,12 +23,8 @@ const maxCommands = 64 << 20
 // to the peers another way.
 var ErrNotTeeable = errors.New("push request cannot be teed")
 
-// Command is one ref update of a push request.
-type Command struct {
-	Ref string
-	Old string
-	New string
-}
+// Command is one ref update of a push (refmove.Update).
+type Command = refmove.Update
 
 // Push is the parsed head of a receive-pack request body: the ref updates
 // the client asks for, and whether a pack follows.
@@ -111,7 +108,7 @@ func ParsePush(r *bufio.Reader) (Push, error) {
 			return p, fmt.Errorf("malformed push command %q", truncate(text))
 		}
 		p.Commands = append(p.Commands, Command{Old: f[0], New: f[1], Ref: f[2]})
-		if f[1] != git.ZeroID {
+		if f[1] != refmove.ZeroID {
 			p.HasPack = true
 		}
 	}

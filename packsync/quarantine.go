@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 	txnid "github.com/sitesync/sitesync/internal/txn"
 )
 
@@ -82,7 +83,7 @@ func (q *Quarantine) IndexPack(ctx context.Context, r io.Reader) error {
 func (q *Quarantine) Missing(ctx context.Context, ids []string) ([]string, error) {
 	want := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if id != git.ZeroID {
+		if id != refmove.ZeroID {
 			want = append(want, id)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // sites returns an origin with a base history and two more commits on main,
@@ -55,7 +55,7 @@ func TestQuarantineCommit(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, q.IndexPack(ctx, bytes.NewReader(pack(t, env, origin, thin, tip, "^"+base))))
 
-			missing, err := q.Missing(ctx, []string{tip, base, git.ZeroID})
+			missing, err := q.Missing(ctx, []string{tip, base, refmove.ZeroID})
 			require.NoError(t, err)
 			require.Empty(t, missing, "the new tip is complete in quarantine + repository")
 			require.False(t, hasObject(env, peer, tip), "quarantined objects are not in the repository yet")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/transport"
 )
@@ -95,7 +96,7 @@ func Ship(ctx context.Context, o Opener, kind transport.Kind, peer, dir string, 
 func nonZero(ids []string) []string {
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if id != git.ZeroID && id != "" {
+		if id != refmove.ZeroID && id != "" {
 			out = append(out, id)
 		}
 	}

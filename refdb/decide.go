@@ -1,17 +1,21 @@
 package refdb
 
-import "time"
+import (
+	"time"
+
+	"github.com/sitesync/sitesync/internal/refmove"
+)
 
 // Decide is the pure decision of a CAS, shared by every backend: given the
 // records currently held for the batch's refs (same order as b.Updates;
-// missing refs as Record{Value: ZeroSHA}), it returns either the records to
+// missing refs as Record{Value: refmove.ZeroID}), it returns either the records to
 // write or the conflicts. No I/O, no clock: now is passed in.
 func Decide(project string, b Batch, current []Record, now time.Time) ([]Record, *ConflictError) {
 	var conflicts []RefConflict
 	for i, u := range b.Updates {
 		cur := current[i]
 		if cur.Value == "" {
-			cur.Value = ZeroSHA
+			cur.Value = refmove.ZeroID
 		}
 		if cur.Value != u.Old {
 			cur.Ref = u.Ref
@@ -36,4 +40,4 @@ func Decide(project string, b Batch, current []Record, now time.Time) ([]Record,
 }
 
 // Missing is the record of a ref that was never written.
-func Missing(ref string) Record { return Record{Ref: ref, Value: ZeroSHA} }
+func Missing(ref string) Record { return Record{Ref: ref, Value: refmove.ZeroID} }

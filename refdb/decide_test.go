@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -16,7 +17,7 @@ func sha(c byte) string { return strings.Repeat(string(c), 40) }
 
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	z := refdb.ZeroSHA
+	z := refmove.ZeroID
 	rec := func(ref, v string, n uint64) refdb.Record {
 		return refdb.Record{Ref: ref, Value: v, Version: n, Site: "b", Txn: "old"}
 	}
@@ -27,14 +28,14 @@ func TestDecide(t *testing.T) {
 		wantVersions []uint64
 		wantConflict []string // refs named
 	}{
-		{"create", []refdb.Update{{"refs/x", z, sha('a')}}, []refdb.Record{refdb.Missing("refs/x")}, []uint64{1}, nil},
-		{"create over tombstone", []refdb.Update{{"refs/x", z, sha('a')}}, []refdb.Record{rec("refs/x", z, 4)}, []uint64{5}, nil},
-		{"create existing", []refdb.Update{{"refs/x", z, sha('a')}}, []refdb.Record{rec("refs/x", sha('b'), 1)}, nil, []string{"refs/x"}},
-		{"update", []refdb.Update{{"refs/x", sha('b'), sha('c')}}, []refdb.Record{rec("refs/x", sha('b'), 7)}, []uint64{8}, nil},
-		{"update missing", []refdb.Update{{"refs/x", sha('b'), sha('c')}}, []refdb.Record{refdb.Missing("refs/x")}, nil, []string{"refs/x"}},
-		{"delete", []refdb.Update{{"refs/x", sha('b'), z}}, []refdb.Record{rec("refs/x", sha('b'), 2)}, []uint64{3}, nil},
-		{"empty value read as zero", []refdb.Update{{"refs/x", z, sha('a')}}, []refdb.Record{{}}, []uint64{1}, nil},
-		{"one of three wrong", []refdb.Update{{"refs/a", sha('a'), sha('d')}, {"refs/b", sha('a'), sha('d')}, {"refs/c", z, sha('d')}},
+		{"create", []refdb.Update{{Ref: "refs/x", Old: z, New: sha('a')}}, []refdb.Record{refdb.Missing("refs/x")}, []uint64{1}, nil},
+		{"create over tombstone", []refdb.Update{{Ref: "refs/x", Old: z, New: sha('a')}}, []refdb.Record{rec("refs/x", z, 4)}, []uint64{5}, nil},
+		{"create existing", []refdb.Update{{Ref: "refs/x", Old: z, New: sha('a')}}, []refdb.Record{rec("refs/x", sha('b'), 1)}, nil, []string{"refs/x"}},
+		{"update", []refdb.Update{{Ref: "refs/x", Old: sha('b'), New: sha('c')}}, []refdb.Record{rec("refs/x", sha('b'), 7)}, []uint64{8}, nil},
+		{"update missing", []refdb.Update{{Ref: "refs/x", Old: sha('b'), New: sha('c')}}, []refdb.Record{refdb.Missing("refs/x")}, nil, []string{"refs/x"}},
+		{"delete", []refdb.Update{{Ref: "refs/x", Old: sha('b'), New: z}}, []refdb.Record{rec("refs/x", sha('b'), 2)}, []uint64{3}, nil},
+		{"empty value read as zero", []refdb.Update{{Ref: "refs/x", Old: z, New: sha('a')}}, []refdb.Record{{}}, []uint64{1}, nil},
+		{"one of three wrong", []refdb.Update{{Ref: "refs/a", Old: sha('a'), New: sha('d')}, {Ref: "refs/b", Old: sha('a'), New: sha('d')}, {Ref: "refs/c", Old: z, New: sha('d')}},
 			[]refdb.Record{rec("refs/a", sha('a'), 1), rec("refs/b", sha('b'), 1), refdb.Missing("refs/c")}, nil, []string{"refs/b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +67,7 @@ func TestDecide(t *testing.T) {
 func TestConflictErrorMessage(t *testing.T) {
 	err := error(&refdb.ConflictError{Project: "tango/core", Refs: []refdb.RefConflict{
 		{Ref: "refs/heads/main", Want: sha('a'), Current: refdb.Record{Value: sha('b'), Version: 7, Site: "b"}},
-		{Ref: "refs/heads/gone", Want: sha('a'), Current: refdb.Record{Value: refdb.ZeroSHA, Version: 3, Site: "c"}},
+		{Ref: "refs/heads/gone", Want: sha('a'), Current: refdb.Record{Value: refmove.ZeroID, Version: 3, Site: "c"}},
 		{Ref: "refs/heads/new", Want: sha('a'), Current: refdb.Missing("refs/heads/new")},
 	}})
 	assert.True(t, errors.Is(err, refdb.ErrConflict))

@@ -12,7 +12,7 @@
 //   - a ref moves only from the value the caller read (compare-and-set);
 //   - a batch is applied whole or not at all;
 //   - a ref's Version only grows, also across delete and re-create (a deleted
-//     ref keeps a tombstone record with Value == ZeroSHA);
+//     ref keeps a tombstone record with Value == refmove.ZeroID);
 //   - CAS and Get are linearizable;
 //   - projects never share keys: "a", "a/b" and "ab" are disjoint ranges.
 //

@@ -24,7 +24,7 @@ var (
 type RefConflict struct {
 	Ref     string
 	Want    string // the Old value the caller expected
-	Current Record // what the store holds (Value ZeroSHA if absent)
+	Current Record // what the store holds (Value refmove.ZeroID if absent)
 }
 
 // ConflictError is the error of a rejected CAS. It names every ref of the

@@ -3,19 +3,20 @@ package refdb
 import (
 	"context"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
-// ZeroSHA is the value of a ref that does not exist: as Update.Old it means
-// "must not exist", as Update.New it means "delete".
-const ZeroSHA = "0000000000000000000000000000000000000000"
+// ZeroSHA is refmove.ZeroID, the value of a ref that does not exist: as
+// Update.Old it means "must not exist", as Update.New it means "delete".
+//
+// Deprecated: use refmove.ZeroID.
+const ZeroSHA = refmove.ZeroID
 
-// Update moves one ref from Old to New. Both are 40-character lower-case hex
-// object names; ZeroSHA stands for "absent".
-type Update struct {
-	Ref string
-	Old string
-	New string
-}
+// Update moves one ref from Old to New (refmove.Update, the one shape of a
+// ref's move). Both are 40-character lower-case hex object names;
+// refmove.ZeroID stands for "absent".
+type Update = refmove.Update
 
 // Batch is one atomic compare-and-set: every update applies, or none does.
 // Txn and Site are recorded on every ref the batch writes, so that a peer
@@ -30,7 +31,7 @@ type Batch struct {
 // Record is what the refdb holds for one ref.
 type Record struct {
 	Ref string
-	// Value is the ref's current object name, or ZeroSHA if the ref does not
+	// Value is the ref's current object name, or refmove.ZeroID if the ref does not
 	// exist: either it was never written (Version 0) or it was deleted
 	// (Version > 0, a tombstone, kept so versions keep growing).
 	Value string
@@ -43,7 +44,7 @@ type Record struct {
 }
 
 // Exists reports whether the ref currently exists.
-func (r Record) Exists() bool { return r.Value != ZeroSHA && r.Value != "" }
+func (r Record) Exists() bool { return r.Value != refmove.ZeroID && r.Value != "" }
 
 // Store is the refdb contract. All methods are safe for concurrent use and
 // return when ctx is done at the latest.
@@ -61,11 +62,11 @@ func (r Record) Exists() bool { return r.Value != ZeroSHA && r.Value != "" }
 type Store interface {
 	// Get returns one record per ref, in the order asked, read from one
 	// consistent snapshot. A ref that was never written comes back with
-	// Value ZeroSHA and Version 0; a missing ref is not an error.
+	// Value refmove.ZeroID and Version 0; a missing ref is not an error.
 	Get(ctx context.Context, project string, refs ...string) ([]Record, error)
 
 	// CAS applies b atomically: for each update the ref's current value
-	// must equal Old, then it becomes New (a tombstone if New is ZeroSHA)
+	// must equal Old, then it becomes New (a tombstone if New is refmove.ZeroID)
 	// with Version+1, b.Site, b.Txn and the commit time. On success it
 	// returns the new records in the order of b.Updates. A ref may appear
 	// only once in a batch.

@@ -11,6 +11,7 @@ import (
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/bench/workload"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // TestTargets writes once through each kind of update at the origin of each
@@ -58,7 +59,7 @@ func TestTargets(t *testing.T) {
 			require.Zero(t, before, "nothing crossed the links before the first write")
 			for _, u := range []workload.Update{
 				{Kind: workload.ClientPush, Ref: "refs/heads/main", Old: old, New: tip, Source: client},
-				{Kind: workload.LocalWrite, Ref: "refs/changes/01/1/meta", Old: workload.ZeroID, New: old},
+				{Kind: workload.LocalWrite, Ref: "refs/changes/01/1/meta", Old: refmove.ZeroID, New: old},
 			} {
 				start := time.Now()
 				acked, err := tg.Write(ctx, u)
@@ -83,7 +84,7 @@ func TestTargets(t *testing.T) {
 			// A value never written is never visible.
 			vctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 			defer cancel()
-			_, err = tg.Visible(vctx, "b", "refs/heads/main", workload.ZeroID)
+			_, err = tg.Visible(vctx, "b", "refs/heads/main", refmove.ZeroID)
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 		})
 	}

@@ -116,8 +116,11 @@ func TestTCPHalfClose(t *testing.T) {
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, "re: hello", string(got))
-	// Handshake, then request and answer: two RTTs.
-	require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond-rttTolerance)
+	// The request and its answer cross the link: one RTT at least. (The
+	// relay's own handshake upstream, a second RTT, may start before the
+	// clock does: Dial returns once the relay accepted, and it dials the
+	// server at once; a 76 ms run failed an 80 ms bound under load.)
+	require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond-rttTolerance)
 	waitFor(t, "connection closed at the relay", eventually, func() bool { return r.Stats().Flows == 0 })
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/bench/workload"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/etcd"
@@ -101,7 +102,7 @@ func (t *Target) seedDirect(ctx context.Context, seed workload.Seed, want []stri
 		b := refdb.Batch{Txn: txn.New(origin, time.Now()), Site: origin}
 		for _, r := range want[i:min(i+SeedBatch, len(want))] {
 			id, ref, _ := strings.Cut(r, " ")
-			b.Updates = append(b.Updates, refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: id})
+			b.Updates = append(b.Updates, refdb.Update{Ref: ref, Old: refmove.ZeroID, New: id})
 		}
 		if _, err := store.CAS(ctx, t.project, b); err != nil {
 			return fmt.Errorf("refdb: seed refs %d-%d: %w", i+1, i+len(b.Updates), err)

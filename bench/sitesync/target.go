@@ -19,6 +19,7 @@ import (
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/bench/workload"
 	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // Modes and the Target names of each.
@@ -235,15 +236,9 @@ func (t *Target) Write(ctx context.Context, u workload.Update) (time.Time, error
 	return time.Now(), nil
 }
 
-type refUpdate struct {
-	Ref string `json:"ref"`
-	Old string `json:"old"`
-	New string `json:"new"`
-}
-
 // localWrite is POST /api/v1/projects/{name}/refs at the origin.
 func (t *Target) localWrite(ctx context.Context, u workload.Update) error {
-	body, err := json.Marshal(map[string]any{"updates": []refUpdate{{u.Ref, u.Old, u.New}}})
+	body, err := json.Marshal(map[string]any{"updates": []refmove.Update{{Ref: u.Ref, Old: u.Old, New: u.New}}})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // Git runs the C git client as a user of the system would, with a fixed
@@ -100,7 +102,7 @@ func (g *Git) SetRaw(ctx context.Context, dir string, updates []Update) error {
 	var ids strings.Builder
 	for i, u := range updates {
 		args := []string{"rev-list", "--objects", u.New}
-		if u.Old != ZeroID && u.Old != "" {
+		if u.Old != refmove.ZeroID && u.Old != "" {
 			args = append(args, "--not", u.Old)
 		}
 		out, err := g.Run(ctx, dir, nil, args...)

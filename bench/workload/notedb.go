@@ -11,10 +11,8 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/bench/report"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
-
-// ZeroID is git's id of "no object": the old value of a ref being created.
-const ZeroID = "0000000000000000000000000000000000000000"
 
 // Replay is the notedb workload prepared from a corpus (see the package doc).
 type Replay struct {
@@ -84,7 +82,7 @@ func PrepareNoteDb(ctx context.Context, g *Git, corpus, dir, project string, lim
 	}
 	var cmds strings.Builder
 	for ref, v := range start {
-		if v == ZeroID {
+		if v == refmove.ZeroID {
 			fmt.Fprintf(&cmds, "delete %s\n", ref)
 		} else {
 			fmt.Fprintf(&cmds, "update %s %s\n", ref, v)
@@ -154,7 +152,7 @@ func metaChains(ctx context.Context, g *Git, repo string) (map[string][]metaComm
 		if err != nil {
 			return nil, 0, fmt.Errorf("rev-list line %q: %w", sc.Text(), err)
 		}
-		c := metaCommit{id: f[1], parent: ZeroID, time: ts}
+		c := metaCommit{id: f[1], parent: refmove.ZeroID, time: ts}
 		if len(f) > 2 {
 			c.parent = f[2]
 		}
@@ -163,7 +161,7 @@ func metaChains(ctx context.Context, g *Git, repo string) (map[string][]metaComm
 	chains := make(map[string][]metaCommit, len(tips))
 	for ref, tip := range tips {
 		var rev []metaCommit
-		for id := tip; id != ZeroID; {
+		for id := tip; id != refmove.ZeroID; {
 			c, ok := byID[id]
 			if !ok {
 				return nil, 0, fmt.Errorf("%s: commit %s not walked", ref, id)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 func testGit(tb testing.TB) *Git {
@@ -96,7 +97,7 @@ func TestPrepareNoteDb(t *testing.T) {
 				require.True(t, IsMetaRef(u.Ref), u.Ref)
 				want := cur[u.Ref]
 				if want == "" {
-					want = ZeroID
+					want = refmove.ZeroID
 				}
 				require.Equal(t, want, u.Old, "update %d of %s", i, u.Ref)
 				cur[u.Ref] = u.New

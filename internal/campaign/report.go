@@ -33,8 +33,9 @@ type Report struct {
 	// violations.
 	Errors []string
 	// Converged is how long after the last heal every site held the
-	// refdb's values with empty journals and /readyz 200 (ConvergeBound
-	// if they never did).
+	// refdb's values with empty journals and /readyz 200 (how long the
+	// campaign waited, if they never did: then Violations say what was
+	// left).
 	Converged    time.Duration
 	Observations int // changes seen by polling the sites
 	Elapsed      time.Duration

@@ -51,6 +51,15 @@ const setupWait = 60 * time.Second
 // pollEvery is how often the convergence and set-up loops look again.
 const pollEvery = 250 * time.Millisecond
 
+// requestTimeout bounds one look at a site or at etcd (GET /readyz, GET
+// /api/v1/status, a refdb List): each answers in milliseconds on loopback;
+// a site that does not answer in this long is reported, not waited for.
+const requestTimeout = 5 * time.Second
+
+// checkTimeout bounds the checks after convergence: git fsck of a small
+// repository, reading a few hundred revisions back from etcd.
+const checkTimeout = time.Minute
+
 // Config says where and how a schedule runs.
 type Config struct {
 	// Dir holds the cluster (each site's repos, state, config and
@@ -291,7 +300,7 @@ func poll(ctx context.Context, f func() bool) error {
 // get returns the status and body of GET url, with a timeout of its own
 // (ctx's cancellation is not passed on: a look is whole or not at all).
 func (r *run) get(ctx context.Context, url string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -375,7 +384,7 @@ const convergeLogEvery = 10 * time.Second
 // empty.
 func (r *run) divergence(ctx context.Context, store *refdbetcd.Store) []Violation {
 	var pending []Violation
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	recs, err := store.List(lctx, Project)
 	cancel()
 	if err != nil {
@@ -412,7 +421,7 @@ func (r *run) divergence(ctx context.Context, store *refdbetcd.Store) []Violatio
 // fsck runs git fsck --strict at every site.
 func (r *run) fsck(ctx context.Context) {
 	for _, s := range r.c.Sites() {
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		fctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		out, err := r.git.run(fctx, repoDir(s), nil, "fsck", "--strict", "--no-dangling", "--no-progress")
 		cancel()
 		if err != nil {
@@ -424,9 +433,9 @@ func (r *run) fsck(ctx context.Context) {
 // judge reads the refdb's history and checks it against the acknowledged
 // writes and the observations.
 func (r *run) judge(ctx context.Context, obs []Observation) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{r.c.Etcd().Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{r.c.Etcd().Endpoint}, DialTimeout: requestTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		r.fail("etcd client: %v", err)
 		return

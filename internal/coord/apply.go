@@ -11,6 +11,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/kind"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
@@ -303,11 +304,11 @@ func (c *Coordinator) moveTo(ctx context.Context, p *project, vs []Version, from
 		cur := curs[i]
 		if cur != v.Value {
 			moves = append(moves, Move{Ref: v.Ref, Old: cur, New: v.Value, Version: v.Version, Site: v.Site})
-			if v.Value != git.ZeroID {
+			if v.Value != refmove.ZeroID {
 				wants = append(wants, v.Value)
 			}
 		}
-		if cur != git.ZeroID {
+		if cur != refmove.ZeroID {
 			haves = append(haves, cur)
 		}
 	}
@@ -343,7 +344,7 @@ func (c *Coordinator) localRefs(ctx context.Context, repo *git.Repo, refs []stri
 	for i, in := range infos {
 		ids[i] = in.ID
 		if in.Missing {
-			ids[i] = git.ZeroID
+			ids[i] = refmove.ZeroID
 		}
 	}
 	return ids, nil

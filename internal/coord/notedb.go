@@ -63,6 +63,7 @@ import (
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
 	"github.com/sitesync/sitesync/internal/kind"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/packsync"
@@ -687,7 +688,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 		for i, v := range got {
 			if v.Vote == voteMissing {
 				missing = append(missing, i)
-				peerHaves[i] = slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == git.ZeroID })
+				peerHaves[i] = slices.DeleteFunc(slices.Clone(v.Haves), func(id string) bool { return id == refmove.ZeroID })
 				continue
 			}
 			out[i] = voteMsg{Vote: v.Vote, Reason: v.Reason}
@@ -752,7 +753,7 @@ func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, 
 	ds = ds[:0]
 	for _, i := range packed {
 		for _, u := range batch[i].w.updates {
-			if u.New != git.ZeroID {
+			if u.New != refmove.ZeroID {
 				wants = append(wants, u.New)
 			}
 		}
@@ -1292,7 +1293,7 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 				}
 				curs, _ := c.localRefs(ctx, repo, refs) // haves only narrow what is sent
 				for _, cur := range curs {
-					if cur != git.ZeroID {
+					if cur != refmove.ZeroID {
 						v.Haves = append(v.Haves, cur)
 					}
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/journal"
 	"github.com/sitesync/sitesync/internal/kind"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/packsync"
 	"github.com/sitesync/sitesync/refdb"
@@ -292,7 +293,7 @@ func (c *Coordinator) shipTo(ctx context.Context, w *write, peer string, ups []U
 
 func hasObjects(ups []Update) bool {
 	for _, u := range ups {
-		if u.New != git.ZeroID {
+		if u.New != refmove.ZeroID {
 			return true
 		}
 	}
@@ -357,8 +358,8 @@ func adopt(b *refdb.Batch, conflict *refdb.ConflictError) bool {
 	}
 	changed := false
 	for i, u := range b.Updates {
-		if unseen[u.Ref] && u.Old != refdb.ZeroSHA {
-			b.Updates[i].Old = refdb.ZeroSHA
+		if unseen[u.Ref] && u.Old != refmove.ZeroID {
+			b.Updates[i].Old = refmove.ZeroID
 			changed = true
 		}
 	}
@@ -405,7 +406,7 @@ func (c *Coordinator) deliver(e journal.Entry, w *write, voters []string) {
 		var ups []Update
 		for _, u := range e.Updates {
 			vs = append(vs, Version{Ref: u.Ref, Value: u.New, Version: u.Version, Site: e.Origin})
-			ups = append(ups, Update{Ref: u.Ref, Old: git.ZeroID, New: u.New})
+			ups = append(ups, Update{Ref: u.Ref, Old: refmove.ZeroID, New: u.New})
 		}
 		c.sendAll(ctx, e, nil, func(ctx context.Context, p string) error {
 			msg := commitMsg{Txn: e.Txn, Project: e.Project, Versions: vs}
@@ -585,7 +586,7 @@ func movesOf(ups []Update, vs []Version, site string) []Move {
 func (c *Coordinator) objectTypes(ctx context.Context, repo *git.Repo, ups []Update) ([]string, error) {
 	var ids []string
 	for _, u := range ups {
-		if u.New != git.ZeroID {
+		if u.New != refmove.ZeroID {
 			ids = append(ids, u.New)
 		}
 	}
@@ -600,7 +601,7 @@ func (c *Coordinator) objectTypes(ctx context.Context, repo *git.Repo, ups []Upd
 	}
 	k := 0
 	for i, u := range ups {
-		if u.New == git.ZeroID {
+		if u.New == refmove.ZeroID {
 			continue
 		}
 		types[i] = infos[k].Type

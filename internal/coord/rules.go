@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -39,10 +39,10 @@ func validateWrite(ups []Update, types []string) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	for i, u := range ups {
-		if patchSet.MatchString(u.Ref) && u.Old != git.ZeroID {
+		if patchSet.MatchString(u.Ref) && u.Old != refmove.ZeroID {
 			return fmt.Errorf("%w: %s is a patch-set ref and cannot be changed once created", ErrInvalid, u.Ref)
 		}
-		if u.New == git.ZeroID || i >= len(types) || types[i] == "" {
+		if u.New == refmove.ZeroID || i >= len(types) || types[i] == "" {
 			continue
 		}
 		switch t := types[i]; {
@@ -112,11 +112,11 @@ func resolveRule(e journal.Entry, recs []refdb.Record, guarded func(string) bool
 		}
 		value := r.Value
 		if value == "" {
-			value = git.ZeroID
+			value = refmove.ZeroID
 		}
 		old := u.Old
 		if old == "" {
-			old = git.ZeroID
+			old = refmove.ZeroID
 		}
 		if value == old {
 			decided = false
@@ -163,7 +163,7 @@ func confirm(announced []Version, recs []refdb.Record, guarded func(string) bool
 func versionOf(r refdb.Record) Version {
 	v := r.Value
 	if v == "" {
-		v = git.ZeroID
+		v = refmove.ZeroID
 	}
 	return Version{Ref: r.Ref, Value: v, Version: r.Version, Site: r.Site}
 }
@@ -183,7 +183,7 @@ func behindRefdb(recs []refdb.Record, local map[string]string, guarded, inflight
 		}
 		cur, ok := local[r.Ref]
 		if !ok {
-			cur = git.ZeroID
+			cur = refmove.ZeroID
 		}
 		if v := versionOf(r); cur != v.Value {
 			behind = append(behind, v)

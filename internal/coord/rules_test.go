@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/journal"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -28,25 +28,25 @@ func TestValidateWrite(t *testing.T) {
 		types []string
 		want  string // "" accepted; else part of the message
 	}{
-		{name: "a branch to a commit", ups: []Update{{"refs/heads/main", git.ZeroID, idA}}, types: []string{"commit"}},
-		{name: "types not known yet", ups: []Update{{"refs/heads/main", git.ZeroID, idA}}},
-		{name: "a tag to a blob", ups: []Update{{"refs/tags/v1", git.ZeroID, idA}}, types: []string{"blob"}},
-		{name: "a deletion", ups: []Update{{"refs/heads/x", idA, git.ZeroID}}, types: []string{""}},
-		{name: "a sequence ref to a blob", ups: []Update{{"refs/sequences/changes", idB, idA}}, types: []string{"blob"}},
+		{name: "a branch to a commit", ups: []Update{{Ref: "refs/heads/main", Old: refmove.ZeroID, New: idA}}, types: []string{"commit"}},
+		{name: "types not known yet", ups: []Update{{Ref: "refs/heads/main", Old: refmove.ZeroID, New: idA}}},
+		{name: "a tag to a blob", ups: []Update{{Ref: "refs/tags/v1", Old: refmove.ZeroID, New: idA}}, types: []string{"blob"}},
+		{name: "a deletion", ups: []Update{{Ref: "refs/heads/x", Old: idA, New: refmove.ZeroID}}, types: []string{""}},
+		{name: "a sequence ref to a blob", ups: []Update{{Ref: "refs/sequences/changes", Old: idB, New: idA}}, types: []string{"blob"}},
 		{name: "nothing", ups: nil, want: "no ref updates"},
-		{name: "HEAD", ups: []Update{{"HEAD", git.ZeroID, idA}}, want: `"HEAD" is not a ref under refs/`},
-		{name: "outside refs", ups: []Update{{"foo", git.ZeroID, idA}}, want: `"foo" is not a ref under refs/`},
-		{name: "dot dot", ups: []Update{{"refs/heads/a..b", git.ZeroID, idA}}, want: "contains '..'"},
-		{name: "lock suffix", ups: []Update{{"refs/heads/x.lock", git.ZeroID, idA}}, want: ".lock"},
-		{name: "control character", ups: []Update{{"refs/heads/a\x01", git.ZeroID, idA}}, want: "control character"},
-		{name: "twice", ups: []Update{{"refs/heads/x", git.ZeroID, idA}, {"refs/heads/x", git.ZeroID, idB}}, want: "appears twice"},
-		{name: "bad id", ups: []Update{{"refs/heads/x", git.ZeroID, "abc"}}, want: "not 40 hex"},
-		{name: "patch set rewritten", ups: []Update{{"refs/changes/01/1/1", idA, idB}}, want: "patch-set ref"},
-		{name: "patch set created", ups: []Update{{"refs/changes/01/1/1", git.ZeroID, idB}}, types: []string{"commit"}},
-		{name: "a branch to a blob", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"blob"}, want: "refs/heads/x is a branch and can only point at a commit; " + idA + " is a blob"},
-		{name: "a branch to a tree", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"tree"}, want: "is a tree"},
-		{name: "a branch to a tag", ups: []Update{{"refs/heads/x", git.ZeroID, idA}}, types: []string{"tag"}, want: "is a tag"},
-		{name: "missing object", ups: []Update{{"refs/tags/x", git.ZeroID, idA}}, types: []string{missingType}, want: "is not in this site's repository"},
+		{name: "HEAD", ups: []Update{{Ref: "HEAD", Old: refmove.ZeroID, New: idA}}, want: `"HEAD" is not a ref under refs/`},
+		{name: "outside refs", ups: []Update{{Ref: "foo", Old: refmove.ZeroID, New: idA}}, want: `"foo" is not a ref under refs/`},
+		{name: "dot dot", ups: []Update{{Ref: "refs/heads/a..b", Old: refmove.ZeroID, New: idA}}, want: "contains '..'"},
+		{name: "lock suffix", ups: []Update{{Ref: "refs/heads/x.lock", Old: refmove.ZeroID, New: idA}}, want: ".lock"},
+		{name: "control character", ups: []Update{{Ref: "refs/heads/a\x01", Old: refmove.ZeroID, New: idA}}, want: "control character"},
+		{name: "twice", ups: []Update{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: idA}, {Ref: "refs/heads/x", Old: refmove.ZeroID, New: idB}}, want: "appears twice"},
+		{name: "bad id", ups: []Update{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: "abc"}}, want: "not 40 hex"},
+		{name: "patch set rewritten", ups: []Update{{Ref: "refs/changes/01/1/1", Old: idA, New: idB}}, want: "patch-set ref"},
+		{name: "patch set created", ups: []Update{{Ref: "refs/changes/01/1/1", Old: refmove.ZeroID, New: idB}}, types: []string{"commit"}},
+		{name: "a branch to a blob", ups: []Update{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: idA}}, types: []string{"blob"}, want: "refs/heads/x is a branch and can only point at a commit; " + idA + " is a blob"},
+		{name: "a branch to a tree", ups: []Update{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: idA}}, types: []string{"tree"}, want: "is a tree"},
+		{name: "a branch to a tag", ups: []Update{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: idA}}, types: []string{"tag"}, want: "is a tag"},
+		{name: "missing object", ups: []Update{{Ref: "refs/tags/x", Old: refmove.ZeroID, New: idA}}, types: []string{missingType}, want: "is not in this site's repository"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validateWrite(tc.ups, tc.types)
@@ -67,7 +67,7 @@ func TestResolveRule(t *testing.T) {
 	}
 	before, after := now.Add(time.Minute), now.Add(-time.Second)
 	x := journal.Update{Ref: "refs/heads/x", Old: idA, New: idB}
-	y := journal.Update{Ref: "refs/heads/y", Old: git.ZeroID, New: idC}
+	y := journal.Update{Ref: "refs/heads/y", Old: refmove.ZeroID, New: idC}
 	rec := func(ref, value string, version uint64, txn string) refdb.Record {
 		return refdb.Record{Ref: ref, Value: value, Version: version, Txn: txn, Site: "a"}
 	}
@@ -83,11 +83,11 @@ func TestResolveRule(t *testing.T) {
 		{name: "undecided", e: entry(before, x), recs: []refdb.Record{rec(x.Ref, idA, 3, "t0")}, want: resolveWait},
 		{name: "undecided past the deadline", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, idA, 3, "t0")}, want: resolveAbort},
 		{name: "superseded by a later version", e: entry(before, x), recs: []refdb.Record{rec(x.Ref, idC, 5, "t2")}, want: resolveCommit},
-		{name: "superseded by a deletion", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, git.ZeroID, 5, "t2")}, want: resolveCommit},
-		{name: "a creation not decided", e: entry(before, y), recs: []refdb.Record{rec(y.Ref, git.ZeroID, 2, "t0")}, want: resolveWait},
+		{name: "superseded by a deletion", e: entry(after, x), recs: []refdb.Record{rec(x.Ref, refmove.ZeroID, 5, "t2")}, want: resolveCommit},
+		{name: "a creation not decided", e: entry(before, y), recs: []refdb.Record{rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveWait},
 		{name: "a ref the refdb never saw", e: entry(before, x), recs: []refdb.Record{{Ref: x.Ref}}, want: resolveWait},
 		{name: "a ref the refdb never saw, past the deadline", e: entry(after, x), recs: nil, want: resolveAbort},
-		{name: "one ref named, one undecided", e: entry(before, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, git.ZeroID, 2, "t0")}, want: resolveWait},
+		{name: "one ref named, one undecided", e: entry(before, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveWait},
 		{name: "both refs moved on", e: entry(after, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, idA, 3, "t3")}, want: resolveCommit},
 		{name: "nothing guarded", e: entry(before, x), guarded: func(string) bool { return false }, want: resolveCommit},
 	} {
@@ -125,8 +125,8 @@ func TestConfirm(t *testing.T) {
 			refused: []Version{v("refs/heads/x", idC, 3)}},
 		{name: "a ref the refdb does not know", announced: []Version{v("refs/heads/x", idC, 1)}, recs: nil,
 			refused: []Version{v("refs/heads/x", idC, 1)}},
-		{name: "a deletion the refdb holds", announced: []Version{v("refs/heads/x", git.ZeroID, 4)}, recs: []refdb.Record{rec("refs/heads/x", "", 4)},
-			keep: []Version{v("refs/heads/x", git.ZeroID, 4)}},
+		{name: "a deletion the refdb holds", announced: []Version{v("refs/heads/x", refmove.ZeroID, 4)}, recs: []refdb.Record{rec("refs/heads/x", "", 4)},
+			keep: []Version{v("refs/heads/x", refmove.ZeroID, 4)}},
 		{name: "an unguarded ref as announced", announced: []Version{v("refs/cache-automerge/1", idA, 0)}, recs: nil,
 			keep: []Version{v("refs/cache-automerge/1", idA, 0)}},
 		{name: "mixed", announced: []Version{v("refs/heads/x", idA, 3), v("refs/heads/y", idC, 7)},
@@ -150,7 +150,7 @@ func TestBehindRefdb(t *testing.T) {
 		rec("refs/heads/late", idB, 9),
 		rec("refs/heads/same", idA, 4),
 		rec("refs/heads/wrong", idA, 5), // the site holds another value at a version it thinks current
-		rec("refs/heads/gone", git.ZeroID, 7),
+		rec("refs/heads/gone", refmove.ZeroID, 7),
 		rec("refs/heads/new", idC, 2),
 		rec("refs/heads/busy", idC, 3),
 		rec("refs/cache-automerge/x", idC, 1),
@@ -163,7 +163,7 @@ func TestBehindRefdb(t *testing.T) {
 	require.Equal(t, []Version{
 		{Ref: "refs/heads/new", Value: idC, Version: 2, Site: "a"},
 		{Ref: "refs/heads/wrong", Value: idA, Version: 5, Site: "a"},
-		{Ref: "refs/heads/gone", Value: git.ZeroID, Version: 7, Site: "a"},
+		{Ref: "refs/heads/gone", Value: refmove.ZeroID, Version: 7, Site: "a"},
 		{Ref: "refs/heads/late", Value: idB, Version: 9, Site: "a"},
 	}, got, "in version order; HEAD, unguarded and in-flight refs left out; values compared, not versions")
 	require.Len(t, behindRefdb(recs, local, guarded, none), 5, "without the push in flight its ref is behind too")

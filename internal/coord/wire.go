@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"
@@ -23,12 +24,8 @@ import (
 // large repository.
 const maxUpdates = 1 << 20
 
-// Update is one ref move of a write.
-type Update struct {
-	Ref string `json:"ref"`
-	Old string `json:"old"`
-	New string `json:"new"`
-}
+// Update is one ref move of a write (refmove.Update).
+type Update = refmove.Update
 
 // Version is a ref's value as the refdb decided it.
 type Version struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"
@@ -454,7 +455,7 @@ func corpusLone(t *testing.T, c *Coordinator, bundle string, max int) []loneWire
 	require.NoError(t, err)
 	var ws []loneWire
 	for _, ref := range metas {
-		old := git.ZeroID
+		old := refmove.ZeroID
 		for k, id := range strings.Fields(e.Run(t, origin, "rev-list", "--reverse", "--first-parent", ref)) {
 			u := notedbfast.Update{Ref: ref, Old: old, New: id}
 			cls, err := cl.Classify(context.Background(), cat, []notedbfast.Update{u})

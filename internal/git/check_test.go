@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,12 +21,12 @@ func TestCheckRefUpdates(t *testing.T) {
 		ups  []RefUpdate
 		want string
 	}{
-		{name: "a new branch", ups: []RefUpdate{{Ref: "refs/heads/new", Old: ZeroID, New: commit}}},
-		{name: "a branch to a blob", ups: []RefUpdate{{Ref: "refs/heads/new", Old: ZeroID, New: blob}}, want: "non-commit object"},
-		{name: "a ref below an existing ref", ups: []RefUpdate{{Ref: "refs/heads/main/x", Old: ZeroID, New: commit}}, want: "refs/heads/main"},
-		{name: "a ref above existing refs", ups: []RefUpdate{{Ref: "refs/heads/dir", Old: ZeroID, New: commit}}, want: "refs/heads/dir"},
+		{name: "a new branch", ups: []RefUpdate{{Ref: "refs/heads/new", Old: refmove.ZeroID, New: commit}}},
+		{name: "a branch to a blob", ups: []RefUpdate{{Ref: "refs/heads/new", Old: refmove.ZeroID, New: blob}}, want: "non-commit object"},
+		{name: "a ref below an existing ref", ups: []RefUpdate{{Ref: "refs/heads/main/x", Old: refmove.ZeroID, New: commit}}, want: "refs/heads/main"},
+		{name: "a ref above existing refs", ups: []RefUpdate{{Ref: "refs/heads/dir", Old: refmove.ZeroID, New: commit}}, want: "refs/heads/dir"},
 		{name: "a stale old value", ups: []RefUpdate{{Ref: "refs/heads/main", Old: blob, New: commit}}, want: "refs/heads/main"},
-		{name: "a tag to a blob", ups: []RefUpdate{{Ref: "refs/tags/b", Old: ZeroID, New: blob}}},
+		{name: "a tag to a blob", ups: []RefUpdate{{Ref: "refs/tags/b", Old: refmove.ZeroID, New: blob}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := gitRefs(t, dir)

@@ -13,9 +13,6 @@ import (
 	"time"
 )
 
-// ZeroID is the object id git uses for "no object": a ref that does not exist.
-const ZeroID = "0000000000000000000000000000000000000000"
-
 // maxStderr bounds how much of a git process's standard error is kept for an
 // error message; git's own messages are a few lines.
 const maxStderr = 64 << 10

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/stretchr/testify/require"
 )
 
@@ -160,7 +161,7 @@ func TestCatFile(t *testing.T) {
 
 	// Infos pipelines many questions, more than one chunk of them, and
 	// answers each in order; a missing name is an answer.
-	require.NoError(t, repo.Refs.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: ZeroID, New: c2}}))
+	require.NoError(t, repo.Refs.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: refmove.ZeroID, New: c2}}))
 	var names []string
 	for i := range 600 {
 		switch i % 3 {
@@ -225,8 +226,8 @@ func TestRefTransactions(t *testing.T) {
 	c2 := commit(t, repo.Dir, "two", c1)
 
 	require.NoError(t, repo.Refs.Apply(ctx, []RefUpdate{
-		{Ref: "refs/heads/main", Old: ZeroID, New: c1},
-		{Ref: "refs/heads/dev", Old: ZeroID, New: c1},
+		{Ref: "refs/heads/main", Old: refmove.ZeroID, New: c1},
+		{Ref: "refs/heads/dev", Old: refmove.ZeroID, New: c1},
 	}))
 	refs, err := ListRefs(ctx, repo.Dir, "")
 	require.NoError(t, err)
@@ -252,7 +253,7 @@ func TestRefTransactions(t *testing.T) {
 	require.NoError(t, tx.Abort(ctx))
 	require.Error(t, tx.Commit(ctx), "a transaction finishes once")
 
-	tx, err = repo.Refs.Prepare(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/dev", Old: c1, New: ZeroID}})
+	tx, err = repo.Refs.Prepare(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/dev", Old: c1, New: refmove.ZeroID}})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	refs, err = ListRefs(ctx, repo.Dir, "refs/heads/")

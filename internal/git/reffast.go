@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // The fast path of RefUpdater.Apply writes loose refs itself, speaking the
@@ -37,7 +39,7 @@ import (
 var ErrStaleRef = errors.New("ref is not at the expected old value")
 
 // StaleRefError names the ref of a transaction that was not at its expected
-// old value, in git's words. Got is ZeroID for a ref that does not exist.
+// old value, in git's words. Got is refmove.ZeroID for a ref that does not exist.
 type StaleRefError struct {
 	Ref  string
 	Want string
@@ -46,9 +48,9 @@ type StaleRefError struct {
 
 func (e *StaleRefError) Error() string {
 	switch {
-	case e.Want == ZeroID:
+	case e.Want == refmove.ZeroID:
 		return fmt.Sprintf("cannot lock ref '%s': reference already exists", e.Ref)
-	case e.Got == ZeroID:
+	case e.Got == refmove.ZeroID:
 		return fmt.Sprintf("cannot lock ref '%s': unable to resolve reference '%s'", e.Ref, e.Ref)
 	default:
 		return fmt.Sprintf("cannot lock ref '%s': is at %s but expected %s", e.Ref, e.Got, e.Want)
@@ -123,7 +125,7 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 		switch {
 		case up.Old == "":
 			return "unchecked old value", nil
-		case up.New == ZeroID:
+		case up.New == refmove.ZeroID:
 			return "deletion", nil
 		case !fastRefName(up.Ref):
 			return "unusual ref name", nil
@@ -202,7 +204,7 @@ func (f *fastRefs) apply(ctx context.Context, updates []RefUpdate) (reason strin
 				packed = &f.packed
 			}
 			cur = packed.get(up.Ref)
-			if cur == ZeroID && packed.conflicts(up.Ref) {
+			if cur == refmove.ZeroID && packed.conflicts(up.Ref) {
 				return "directory/file conflict with a packed ref", nil
 			}
 		}
@@ -446,13 +448,13 @@ func readLoose(path string) (id, reason string) {
 		return "", "read loose ref: " + err.Error()
 	}
 	b := buf[:n]
-	if n == len(buf) || len(b) < len(ZeroID) || !IsID(string(b[:len(ZeroID)])) {
+	if n == len(buf) || len(b) < len(refmove.ZeroID) || !IsID(string(b[:len(refmove.ZeroID)])) {
 		return "", "loose ref is not an object id (symbolic or broken)"
 	}
-	if rest := b[len(ZeroID):]; len(rest) > 0 && !isSpace(rest[0]) {
+	if rest := b[len(refmove.ZeroID):]; len(rest) > 0 && !isSpace(rest[0]) {
 		return "", "malformed loose ref"
 	}
-	return string(b[:len(ZeroID)]), ""
+	return string(b[:len(refmove.ZeroID)]), ""
 }
 
 func openNoEINTR(path string, mode int, perm uint32) (int, error) {
@@ -676,12 +678,12 @@ func parsePacked(data string) packedRefs {
 	return p
 }
 
-// get is the packed value of ref, ZeroID when it is not packed.
+// get is the packed value of ref, refmove.ZeroID when it is not packed.
 func (p *packedRefs) get(ref string) string {
 	if i, ok := slices.BinarySearch(p.names, ref); ok {
 		return p.ids[i]
 	}
-	return ZeroID
+	return refmove.ZeroID
 }
 
 // conflicts reports whether a packed ref is in the way of creating ref: a

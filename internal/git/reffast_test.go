@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/stretchr/testify/require"
 )
 
@@ -116,10 +117,10 @@ func TestRefFastMatchesGit(t *testing.T) {
 		errText string
 	}{
 		{name: "create", ups: []RefUpdate{
-			{Ref: "refs/heads/main", Old: ZeroID, New: c1},
-			{Ref: "refs/changes/01/1/meta", Old: ZeroID, New: c1},
-			{Ref: "refs/changes/01/1/1", Old: ZeroID, New: c2},
-			{Ref: "refs/notes/review", Old: ZeroID, New: c3},
+			{Ref: "refs/heads/main", Old: refmove.ZeroID, New: c1},
+			{Ref: "refs/changes/01/1/meta", Old: refmove.ZeroID, New: c1},
+			{Ref: "refs/changes/01/1/1", Old: refmove.ZeroID, New: c2},
+			{Ref: "refs/notes/review", Old: refmove.ZeroID, New: c3},
 		}},
 		{name: "update", ups: []RefUpdate{
 			{Ref: "refs/heads/main", Old: c1, New: c2},
@@ -127,7 +128,7 @@ func TestRefFastMatchesGit(t *testing.T) {
 		}},
 		{name: "update and create", ups: []RefUpdate{
 			{Ref: "refs/changes/01/1/meta", Old: c3, New: c2},
-			{Ref: "refs/changes/02/2/meta", Old: ZeroID, New: c1},
+			{Ref: "refs/changes/02/2/meta", Old: refmove.ZeroID, New: c1},
 		}},
 		{name: "no move", ups: []RefUpdate{
 			{Ref: "refs/heads/main", Old: c2, New: c2},
@@ -138,8 +139,8 @@ func TestRefFastMatchesGit(t *testing.T) {
 			{Ref: "refs/notes/review", Old: c3, New: c2},
 		}, errRef: "refs/notes/review", errText: "is at " + c1 + " but expected " + c3},
 		{name: "exists", ups: []RefUpdate{
-			{Ref: "refs/heads/new", Old: ZeroID, New: c1},
-			{Ref: "refs/heads/main", Old: ZeroID, New: c3},
+			{Ref: "refs/heads/new", Old: refmove.ZeroID, New: c1},
+			{Ref: "refs/heads/main", Old: refmove.ZeroID, New: c3},
 		}, errRef: "refs/heads/main", errText: "reference already exists"},
 		{name: "missing", ups: []RefUpdate{
 			{Ref: "refs/heads/gone", Old: c1, New: c3},
@@ -177,12 +178,12 @@ func TestRefFastStaleChangesNothing(t *testing.T) {
 	c1 := commit(t, dir, "one")
 	c2 := commit(t, dir, "two", c1)
 	u := fastUpdater(t, dir, false)
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/a", Old: ZeroID, New: c1}, {Ref: "refs/heads/b", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/a", Old: refmove.ZeroID, New: c1}, {Ref: "refs/heads/b", Old: refmove.ZeroID, New: c1}}))
 	before, dirs := refFiles(t, dir), dirsUnder(t, dir)
 
 	err := u.Apply(ctx, []RefUpdate{
 		{Ref: "refs/heads/a", Old: c1, New: c2},
-		{Ref: "refs/deep/new/x/y", Old: ZeroID, New: c2},
+		{Ref: "refs/deep/new/x/y", Old: refmove.ZeroID, New: c2},
 		{Ref: "refs/heads/b", Old: c2, New: c1},
 	})
 	var stale *StaleRefError
@@ -201,15 +202,15 @@ func TestRefFastLockHeld(t *testing.T) {
 	c1 := commit(t, dir, "one")
 	c2 := commit(t, dir, "two", c1)
 	u := fastUpdater(t, dir, false)
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: refmove.ZeroID, New: c1}}))
 
 	other := gitUpdater(t, dir)
 	held, err := other.Prepare(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}})
 	require.NoError(t, err)
 	batch := []RefUpdate{
-		{Ref: "refs/heads/aaa", Old: ZeroID, New: c2}, // locked before main
+		{Ref: "refs/heads/aaa", Old: refmove.ZeroID, New: c2}, // locked before main
 		{Ref: "refs/heads/main", Old: c1, New: c2},
-		{Ref: "refs/new/zzz", Old: ZeroID, New: c2},
+		{Ref: "refs/new/zzz", Old: refmove.ZeroID, New: c2},
 	}
 	err = u.Apply(ctx, batch)
 	require.ErrorContains(t, err, "cannot lock ref 'refs/heads/main'")
@@ -245,12 +246,12 @@ func TestRefFastPacked(t *testing.T) {
 
 	err = u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c2, New: c1}})
 	require.ErrorContains(t, err, "cannot lock ref 'refs/heads/main': is at "+c1+" but expected "+c2)
-	err = u.Apply(ctx, []RefUpdate{{Ref: "refs/tags/v1", Old: ZeroID, New: c1}})
+	err = u.Apply(ctx, []RefUpdate{{Ref: "refs/tags/v1", Old: refmove.ZeroID, New: c1}})
 	require.ErrorContains(t, err, "cannot lock ref 'refs/tags/v1': reference already exists")
 
 	require.NoError(t, u.Apply(ctx, []RefUpdate{
 		{Ref: "refs/heads/main", Old: c1, New: c2},
-		{Ref: "refs/tags/v2", Old: ZeroID, New: tag},
+		{Ref: "refs/tags/v2", Old: refmove.ZeroID, New: tag},
 	}))
 	require.Equal(t, map[string]string{"refs/heads/main": c2, "refs/heads/dev": c1, "refs/tags/v1": tag, "refs/tags/v2": tag}, listRefs(t, dir))
 	data, err := os.ReadFile(filepath.Join(dir, "refs/heads/main"))
@@ -263,7 +264,7 @@ func TestRefFastPacked(t *testing.T) {
 	gitOut(t, dir, "update-ref", "-d", "refs/heads/dev")
 	err = u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/dev", Old: c1, New: c2}})
 	require.ErrorContains(t, err, "cannot lock ref 'refs/heads/dev': unable to resolve reference 'refs/heads/dev'")
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c2, New: c1}, {Ref: "refs/heads/dev", Old: ZeroID, New: c2}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c2, New: c1}, {Ref: "refs/heads/dev", Old: refmove.ZeroID, New: c2}}))
 	require.Equal(t, map[string]string{"refs/heads/main": c1, "refs/heads/dev": c2, "refs/tags/v1": tag, "refs/tags/v2": tag}, listRefs(t, dir))
 	out, err := exec.Command("git", "-C", dir, "fsck", "--strict").CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -282,9 +283,11 @@ func TestRefFastFallbacks(t *testing.T) {
 		dirs   bool   // git leaves the directories it made for a failed transaction
 		check  func(t *testing.T, dir, c1, c2 string)
 	}{{
-		name:   "deletion",
-		setup:  func(t *testing.T, dir, c1 string) { gitOut(t, dir, "update-ref", "refs/heads/x", c1) },
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x", Old: c1, New: ZeroID}} },
+		name:  "deletion",
+		setup: func(t *testing.T, dir, c1 string) { gitOut(t, dir, "update-ref", "refs/heads/x", c1) },
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/x", Old: c1, New: refmove.ZeroID}}
+		},
 		reason: "deletion",
 		check: func(t *testing.T, dir, c1, c2 string) {
 			require.Empty(t, listRefs(t, dir))
@@ -295,7 +298,7 @@ func TestRefFastFallbacks(t *testing.T) {
 			gitOut(t, dir, "update-ref", "refs/heads/a", c1)
 		},
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/0", Old: ZeroID, New: c2}, {Ref: "refs/heads/a/b", Old: ZeroID, New: c2}}
+			return []RefUpdate{{Ref: "refs/heads/0", Old: refmove.ZeroID, New: c2}, {Ref: "refs/heads/a/b", Old: refmove.ZeroID, New: c2}}
 		},
 		reason: "lock: open",
 		err:    "cannot lock ref 'refs/heads/a/b'",
@@ -304,7 +307,9 @@ func TestRefFastFallbacks(t *testing.T) {
 		setup: func(t *testing.T, dir, c1 string) {
 			gitOut(t, dir, "update-ref", "refs/heads/a/b", c1)
 		},
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/a", Old: ZeroID, New: c2}} },
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/a", Old: refmove.ZeroID, New: c2}}
+		},
 		reason: "read loose ref",
 		err:    "cannot lock ref 'refs/heads/a'",
 	}, {
@@ -314,7 +319,7 @@ func TestRefFastFallbacks(t *testing.T) {
 			gitOut(t, dir, "pack-refs", "--all")
 		},
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/a/b/c", Old: ZeroID, New: c2}}
+			return []RefUpdate{{Ref: "refs/heads/a/b/c", Old: refmove.ZeroID, New: c2}}
 		},
 		reason: "directory/file conflict with a packed ref",
 		err:    "'refs/heads/a' exists; cannot create 'refs/heads/a/b/c'",
@@ -325,13 +330,15 @@ func TestRefFastFallbacks(t *testing.T) {
 			gitOut(t, dir, "update-ref", "refs/heads/a/b", c1)
 			gitOut(t, dir, "pack-refs", "--all")
 		},
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/a", Old: ZeroID, New: c2}} },
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/a", Old: refmove.ZeroID, New: c2}}
+		},
 		reason: "directory/file conflict with a packed ref",
 		err:    "'refs/heads/a/b' exists; cannot create 'refs/heads/a'",
 	}, {
 		name: "conflict within the transaction",
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/a/b", Old: ZeroID, New: c2}, {Ref: "refs/heads/a-x", Old: ZeroID, New: c2}, {Ref: "refs/heads/a", Old: ZeroID, New: c2}}
+			return []RefUpdate{{Ref: "refs/heads/a/b", Old: refmove.ZeroID, New: c2}, {Ref: "refs/heads/a-x", Old: refmove.ZeroID, New: c2}, {Ref: "refs/heads/a", Old: refmove.ZeroID, New: c2}}
 		},
 		reason: "directory/file conflict within the transaction",
 		err:    "cannot process 'refs/heads/a/b' and 'refs/heads/a' at the same time",
@@ -342,7 +349,7 @@ func TestRefFastFallbacks(t *testing.T) {
 			gitOut(t, dir, "config", "core.logAllRefUpdates", "always")
 		},
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/changes/01/1/meta", Old: ZeroID, New: c2}}
+			return []RefUpdate{{Ref: "refs/changes/01/1/meta", Old: refmove.ZeroID, New: c2}}
 		},
 		reason: "reflogs configured",
 		check: func(t *testing.T, dir, c1, c2 string) {
@@ -362,14 +369,14 @@ func TestRefFastFallbacks(t *testing.T) {
 	}, {
 		name: "missing object",
 		ups: func(c1, c2, _ string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: strings.Repeat("1", 40)}}
+			return []RefUpdate{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: strings.Repeat("1", 40)}}
 		},
 		reason: "missing object",
 		err:    "nonexistent object",
 	}, {
 		name: "blob on a branch",
 		ups: func(c1, c2, blob string) []RefUpdate {
-			return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: blob}}
+			return []RefUpdate{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: blob}}
 		},
 		reason: "non-commit on a branch",
 		err:    "non-commit object",
@@ -392,15 +399,19 @@ func TestRefFastFallbacks(t *testing.T) {
 			require.Equal(t, c2, listRefs(t, dir)["refs/heads/x"])
 		},
 	}, {
-		name:   "unusual name",
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/é", Old: ZeroID, New: c2}} },
+		name: "unusual name",
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/é", Old: refmove.ZeroID, New: c2}}
+		},
 		reason: "unusual ref name",
 		check: func(t *testing.T, dir, c1, c2 string) {
 			require.Equal(t, c2, listRefs(t, dir)["refs/heads/é"])
 		},
 	}, {
-		name:   "bad name",
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x..y", Old: ZeroID, New: c2}} },
+		name: "bad name",
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/x..y", Old: refmove.ZeroID, New: c2}}
+		},
 		reason: "unusual ref name",
 		err:    "invalid ref format: refs/heads/x..y",
 	}, {
@@ -409,7 +420,9 @@ func TestRefFastFallbacks(t *testing.T) {
 			hook := "#!/bin/sh\ncat >/dev/null\necho \"$1\" >>\"$GIT_DIR/phases\"\n"
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "hooks", "reference-transaction"), []byte(hook), 0o755))
 		},
-		ups:    func(c1, c2, _ string) []RefUpdate { return []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: c2}} },
+		ups: func(c1, c2, _ string) []RefUpdate {
+			return []RefUpdate{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: c2}}
+		},
 		reason: "reference-transaction hook",
 		check: func(t *testing.T, dir, c1, c2 string) {
 			phases, err := os.ReadFile(filepath.Join(dir, "phases"))
@@ -462,22 +475,22 @@ func TestRefFastSkipHooks(t *testing.T) {
 	gitOut(t, dir, "config", "core.hooksPath", hooks)
 
 	u := fastUpdater(t, dir, true)
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/x", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/x", Old: refmove.ZeroID, New: c1}}))
 	require.EqualValues(t, RefStats{Fast: 1}, u.Stats())
 	require.NoFileExists(t, filepath.Join(dir, "phases"))
 
 	// Without the option the hook, found through core.hooksPath, runs.
 	u = fastUpdater(t, dir, false)
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/y", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/y", Old: refmove.ZeroID, New: c1}}))
 	require.Equal(t, "reference-transaction hook", u.Stats().LastFallback)
 	require.FileExists(t, filepath.Join(dir, "phases"))
 
 	// A configuration change is seen: reflogs turned on go to git.
 	gitOut(t, dir, "config", "--unset", "core.hooksPath")
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/z", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/z", Old: refmove.ZeroID, New: c1}}))
 	require.EqualValues(t, 1, u.Stats().Fast)
 	gitOut(t, dir, "config", "core.logAllRefUpdates", "true")
-	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/w", Old: ZeroID, New: c1}}))
+	require.NoError(t, u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/w", Old: refmove.ZeroID, New: c1}}))
 	require.Equal(t, "reflogs configured", u.Stats().LastFallback)
 	require.Equal(t, c1+"\n", gitOut(t, dir, "reflog", "show", "--format=%H", "refs/heads/w"))
 }
@@ -537,13 +550,13 @@ func TestRefFastMixedWorkload(t *testing.T) {
 			ref := names[i]
 			cur, ok := want[ref]
 			if !ok {
-				cur = ZeroID
+				cur = refmove.ZeroID
 			}
 			next := ids[rng.IntN(len(ids))]
 			if ok && rng.IntN(8) == 0 {
-				next = ZeroID
+				next = refmove.ZeroID
 			}
-			if next == ZeroID && !ok || !ok && had[ref][next] {
+			if next == refmove.ZeroID && !ok || !ok && had[ref][next] {
 				continue
 			}
 			if had[ref] == nil {
@@ -569,7 +582,7 @@ func TestRefFastMixedWorkload(t *testing.T) {
 		}, 10*time.Second, time.Millisecond, "round %d", round)
 		require.NoError(t, err, "round %d", round)
 		for _, up := range ups {
-			if up.New == ZeroID {
+			if up.New == refmove.ZeroID {
 				delete(want, up.Ref)
 			} else {
 				want[up.Ref] = up.New
@@ -621,7 +634,7 @@ func BenchmarkRefApply(b *testing.B) {
 				}
 				ups := make([]RefUpdate, n)
 				for i := range ups {
-					ups[i] = RefUpdate{Ref: fmt.Sprintf("refs/changes/%02d/%d/meta", i%100, i), Old: ZeroID, New: c1}
+					ups[i] = RefUpdate{Ref: fmt.Sprintf("refs/changes/%02d/%d/meta", i%100, i), Old: refmove.ZeroID, New: c1}
 				}
 				require.NoError(b, u.Apply(ctx, ups))
 				for i := range ups {
@@ -753,7 +766,7 @@ func TestParsePacked(t *testing.T) {
 	}
 	p := parsePacked(a + " refs/heads/a\n" + b + " refs/heads/x/y\n" + c + " refs/heads/xy\n")
 	require.Equal(t, b, p.get("refs/heads/x/y"))
-	require.Equal(t, ZeroID, p.get("refs/heads/x"))
+	require.Equal(t, refmove.ZeroID, p.get("refs/heads/x"))
 	for ref, want := range map[string]bool{
 		"refs/heads/a/b": true, "refs/heads/x": true, "refs/heads/x/y/z": true,
 		"refs/heads/b": false, "refs/heads/x/z": false, "refs/heads/xyz": false,

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // heldLocks describes the transaction an update-ref process may hold lock
@@ -35,7 +37,7 @@ type heldLocks struct {
 func newHeldLocks(updates []RefUpdate) *heldLocks {
 	h := &heldLocks{updates: slices.Clone(updates), since: coarseNow()}
 	for _, up := range updates {
-		if up.New == ZeroID {
+		if up.New == refmove.ZeroID {
 			h.deletes = true
 		}
 	}
@@ -74,7 +76,7 @@ func (u *RefUpdater) removeLocks() error {
 			continue
 		}
 		want := []string{""}
-		if up.New != ZeroID {
+		if up.New != refmove.ZeroID {
 			want = append(want, up.New+"\n")
 		}
 		if _, err := h.removeIfOurs(path, want); err != nil {

@@ -8,16 +8,15 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
-// RefUpdate moves one ref from Old to New. Old = ZeroID means the ref must
-// not exist; New = ZeroID deletes it; Old = "" skips the check of the old
-// value (used only for refs sitesync does not guard).
-type RefUpdate struct {
-	Ref string
-	Old string
-	New string
-}
+// RefUpdate moves one ref from Old to New (refmove.Update). Old =
+// refmove.ZeroID means the ref must not exist; New = refmove.ZeroID deletes
+// it; Old = "" skips the check of the old value (used only for refs sitesync
+// does not guard).
+type RefUpdate = refmove.Update
 
 // RefUpdater runs ref transactions through one long-lived
 // `git update-ref --stdin` process, so every write takes git's own ref locks.
@@ -236,7 +235,7 @@ func checkUpdate(up RefUpdate) error {
 
 // IsID reports whether s is a full hexadecimal SHA-1 object id.
 func IsID(s string) bool {
-	if len(s) != len(ZeroID) {
+	if len(s) != len(refmove.ZeroID) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

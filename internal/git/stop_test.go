@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/stretchr/testify/require"
 )
 
@@ -110,7 +111,7 @@ func TestPrepareCancelledInHook(t *testing.T) {
 	u := gitUpdater(t, dir)
 	batch := []RefUpdate{
 		{Ref: "refs/heads/main", Old: c1, New: c2},
-		{Ref: "refs/heads/gone", Old: c1, New: ZeroID},
+		{Ref: "refs/heads/gone", Old: c1, New: refmove.ZeroID},
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -147,7 +148,7 @@ func TestCommitAfterContextEnded(t *testing.T) {
 	u := gitUpdater(t, dir)
 	batch := []RefUpdate{
 		{Ref: "refs/heads/main", Old: c1, New: c2},
-		{Ref: "refs/heads/gone", Old: c1, New: ZeroID},
+		{Ref: "refs/heads/gone", Old: c1, New: refmove.ZeroID},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tx, err := u.Prepare(ctx, batch)
@@ -159,7 +160,7 @@ func TestCommitAfterContextEnded(t *testing.T) {
 	require.Equal(t, map[string]string{"refs/heads/main": c1, "refs/heads/gone": c1}, listRefs(t, dir))
 
 	gitOut(t, dir, "update-ref", "refs/heads/main", c2, c1) // another writer
-	require.NoError(t, u.Apply(context.Background(), []RefUpdate{{Ref: "refs/heads/gone", Old: c1, New: ZeroID}}))
+	require.NoError(t, u.Apply(context.Background(), []RefUpdate{{Ref: "refs/heads/gone", Old: c1, New: refmove.ZeroID}}))
 	require.Equal(t, map[string]string{"refs/heads/main": c2}, listRefs(t, dir))
 }
 
@@ -316,11 +317,11 @@ func TestKilledUpdateRefLocks(t *testing.T) {
 			u := gitUpdater(t, dir)
 			batch := []RefUpdate{
 				{Ref: "refs/heads/main", Old: c1, New: c2},
-				{Ref: "refs/heads/new", Old: ZeroID, New: c2},
+				{Ref: "refs/heads/new", Old: refmove.ZeroID, New: c2},
 			}
 			want := []string{"refs/heads/main.lock", "refs/heads/new.lock"}
 			if tc.delete {
-				batch = append(batch, RefUpdate{Ref: "refs/heads/gone", Old: c1, New: ZeroID})
+				batch = append(batch, RefUpdate{Ref: "refs/heads/gone", Old: c1, New: refmove.ZeroID})
 				want = []string{"packed-refs.lock", "packed-refs.new", "refs/heads/gone.lock", "refs/heads/main.lock", "refs/heads/new.lock"}
 			}
 			ctx := context.Background()
@@ -391,14 +392,14 @@ func TestFastPathCancelled(t *testing.T) {
 	u := fastUpdater(t, dir, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/new", Old: ZeroID, New: c2}})
+	err := u.Apply(ctx, []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/new", Old: refmove.ZeroID, New: c2}})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Empty(t, leftovers(t, dir))
 	require.Equal(t, map[string]string{"refs/heads/main": c1, "refs/heads/gone": c1}, listRefs(t, dir))
 
 	// A directory in the way of the second ref's lock: the first lock goes too.
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "refs/heads/zzz.lock"), 0o755))
-	err = u.Apply(context.Background(), []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/zzz", Old: ZeroID, New: c2}})
+	err = u.Apply(context.Background(), []RefUpdate{{Ref: "refs/heads/main", Old: c1, New: c2}, {Ref: "refs/heads/zzz", Old: refmove.ZeroID, New: c2}})
 	require.Error(t, err)
 	require.NotEqual(t, "", u.Stats().LastFallback)
 	require.NoFileExists(t, filepath.Join(dir, "refs/heads/main.lock"))

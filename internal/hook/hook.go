@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // MaxMessage bounds one request or response. A push of every ref of a large
@@ -46,12 +47,9 @@ const (
 	Aborted   = "aborted"
 )
 
-// Update is one line of hook input: a ref moving from Old to New.
-type Update struct {
-	Ref string `json:"ref"`
-	Old string `json:"old"`
-	New string `json:"new"`
-}
+// Update is one line of hook input: a ref moving from Old to New
+// (refmove.Update).
+type Update = refmove.Update
 
 // Request is what a hook asks the daemon.
 type Request struct {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sitesync/sitesync/internal/git"
+	"github.com/sitesync/sitesync/internal/refmove"
 )
 
 // git pack-refs (run by git gc, git gc --auto after a push, and git
@@ -37,7 +37,7 @@ const maxAncestry = 3
 // (to it). An update from one value to another never is.
 func packRefsBookkeeping(ups []Update) bool {
 	for _, u := range ups {
-		if (u.Old == git.ZeroID) == (u.New == git.ZeroID) {
+		if (u.Old == refmove.ZeroID) == (u.New == refmove.ZeroID) {
 			return false
 		}
 	}

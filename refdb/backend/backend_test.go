@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/backend"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
@@ -34,7 +35,7 @@ func TestOpenEachBackend(t *testing.T) {
 			s, err := backend.Open(ctx, tc.cfg, nil, reg)
 			require.NoError(t, err)
 			defer s.Close()
-			up := refdb.Update{Ref: "refs/heads/main", Old: refdb.ZeroSHA, New: refdbtest.SHA(1)}
+			up := refdb.Update{Ref: "refs/heads/main", Old: refmove.ZeroID, New: refdbtest.SHA(1)}
 			_, err = s.CAS(ctx, "p", refdbtest.Batch(up))
 			require.NoError(t, err)
 			_, err = s.CAS(ctx, "p", refdbtest.Batch(up))
@@ -44,7 +45,7 @@ func TestOpenEachBackend(t *testing.T) {
 			} else {
 				require.NoError(t, err)
 			}
-			_, err = s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: "bad", Old: refdb.ZeroSHA, New: refdbtest.SHA(1)}))
+			_, err = s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: "bad", Old: refmove.ZeroID, New: refdbtest.SHA(1)}))
 			require.ErrorIs(t, err, refdb.ErrInvalid)
 			// ok + conflict (+ invalid) observations, labelled by backend.
 			assert.Equal(t, 3.0, metricSum(t, reg, "sitesync_refdb_cas_duration_seconds"))
@@ -61,7 +62,7 @@ func TestEmbeddedInstancesShareByName(t *testing.T) {
 	}
 	a, b, other := open(t.Name()), open(t.Name()), open(t.Name()+"-other")
 	defer other.Close()
-	_, err := a.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: "refs/heads/x", Old: refdb.ZeroSHA, New: refdbtest.SHA(1)}))
+	_, err := a.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: "refs/heads/x", Old: refmove.ZeroID, New: refdbtest.SHA(1)}))
 	require.NoError(t, err)
 	require.NoError(t, a.Close())
 	got, err := b.Get(ctx, "p", "refs/heads/x")

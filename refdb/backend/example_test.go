@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/backend"
 )
@@ -22,14 +23,14 @@ func Example() {
 	main1 := "1111111111111111111111111111111111111111"
 	main2 := "2222222222222222222222222222222222222222"
 	_, err = s.CAS(ctx, "tango/core", refdb.Batch{Txn: "t1", Site: "b", Updates: []refdb.Update{
-		{Ref: "refs/heads/main", Old: refdb.ZeroSHA, New: main1},
+		{Ref: "refs/heads/main", Old: refmove.ZeroID, New: main1},
 	}})
 	fmt.Println("site b:", err)
 
 	// Site a still believes main does not exist.
 	_, err = s.CAS(ctx, "tango/core", refdb.Batch{Txn: "t2", Site: "a", Updates: []refdb.Update{
-		{Ref: "refs/heads/main", Old: refdb.ZeroSHA, New: main2},
-		{Ref: "refs/heads/topic", Old: refdb.ZeroSHA, New: main2},
+		{Ref: "refs/heads/main", Old: refmove.ZeroID, New: main2},
+		{Ref: "refs/heads/topic", Old: refmove.ZeroID, New: main2},
 	}})
 	var ce *refdb.ConflictError
 	if errors.As(err, &ce) {

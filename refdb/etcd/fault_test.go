@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
 )
@@ -58,7 +59,7 @@ func TestKillEtcdDuringCAS(t *testing.T) {
 	clients := make([]*faultClient, nClients)
 	var wg sync.WaitGroup
 	for c := range clients {
-		fc := &faultClient{candidates: map[string]bool{refdb.ZeroSHA: true}}
+		fc := &faultClient{candidates: map[string]bool{refmove.ZeroID: true}}
 		for i := range 3 {
 			fc.refs = append(fc.refs, fmt.Sprintf("refs/heads/c%d/r%d", c, i))
 		}
@@ -67,7 +68,7 @@ func TestKillEtcdDuringCAS(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			view, known := refdb.ZeroSHA, true
+			view, known := refmove.ZeroID, true
 			for i := 0; ; i++ {
 				select {
 				case <-stop:

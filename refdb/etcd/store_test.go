@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/etcd"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
@@ -40,7 +41,7 @@ func TestBatchOverMaxTxnOps(t *testing.T) {
 	s := newStore(t, srv)
 	var ups []refdb.Update
 	for i := range etcd.DefaultMaxTxnOps + 1 {
-		ups = append(ups, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d", i), Old: refdb.ZeroSHA, New: refdbtest.SHA(1)})
+		ups = append(ups, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d", i), Old: refmove.ZeroID, New: refdbtest.SHA(1)})
 	}
 	_, err := s.CAS(context.Background(), "p", refdbtest.Batch(ups...))
 	require.ErrorIs(t, err, refdb.ErrInvalid)
@@ -59,7 +60,7 @@ func TestGetManyRefs(t *testing.T) {
 		for j := i; j < i+100; j++ {
 			ref := fmt.Sprintf("refs/heads/r%03d", j)
 			refs = append(refs, ref)
-			ups = append(ups, refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: refdbtest.SHA(uint64(j + 1))})
+			ups = append(ups, refdb.Update{Ref: ref, Old: refmove.ZeroID, New: refdbtest.SHA(uint64(j + 1))})
 		}
 		_, err := s.CAS(ctx, "p", refdbtest.Batch(ups...))
 		require.NoError(t, err)
@@ -86,7 +87,7 @@ func TestStaleCache(t *testing.T) {
 	cas := func(s *etcd.Store, site, old, new string) ([]refdb.Record, error) {
 		return s.CAS(ctx, "p", refdb.Batch{Txn: "t-" + site + new[:4], Site: site, Updates: []refdb.Update{{Ref: "refs/heads/main", Old: old, New: new}}})
 	}
-	_, err := cas(a, "a", refdb.ZeroSHA, x)
+	_, err := cas(a, "a", refmove.ZeroID, x)
 	require.NoError(t, err)
 	_, err = cas(a, "a", x, y) // a's cache now says y
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -72,7 +73,7 @@ func (s *Store) CAS(_ context.Context, project string, b refdb.Batch) ([]refdb.R
 		cur[i] = refs[u.Ref]
 		u.Old = cur[i].Value
 		if u.Old == "" {
-			u.Old = refdb.ZeroSHA
+			u.Old = refmove.ZeroID
 		}
 		forced.Updates[i] = u
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/none"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
@@ -23,10 +24,10 @@ func TestAcceptsEverything(t *testing.T) {
 		name     string
 		old, new string
 	}{
-		{"create", refdb.ZeroSHA, refdbtest.SHA(1)},
-		{"create again", refdb.ZeroSHA, refdbtest.SHA(2)},
+		{"create", refmove.ZeroID, refdbtest.SHA(1)},
+		{"create again", refmove.ZeroID, refdbtest.SHA(2)},
 		{"wrong old", refdbtest.SHA(9), refdbtest.SHA(3)},
-		{"delete with wrong old", refdbtest.SHA(9), refdb.ZeroSHA},
+		{"delete with wrong old", refdbtest.SHA(9), refmove.ZeroID},
 	} {
 		recs, err := s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: ref, Old: tc.old, New: tc.new}))
 		require.NoError(t, err, tc.name)
@@ -36,7 +37,7 @@ func TestAcceptsEverything(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, recs[0], got[0], tc.name)
 	}
-	_, err := s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: "nope"}))
+	_, err := s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: ref, Old: refmove.ZeroID, New: "nope"}))
 	require.ErrorIs(t, err, refdb.ErrInvalid)
 	list, err := s.List(ctx, "p")
 	require.NoError(t, err)

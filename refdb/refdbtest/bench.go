@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -29,7 +30,7 @@ func Bench(b *testing.B, newStore func(tb testing.TB) refdb.Store) {
 		id := n.Add(1)
 		bt := Batch()
 		for r := range refs {
-			bt.Updates = append(bt.Updates, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d/%d", id, r), Old: refdb.ZeroSHA, New: SHA(id)})
+			bt.Updates = append(bt.Updates, refdb.Update{Ref: fmt.Sprintf("refs/heads/b%d/%d", id, r), Old: refmove.ZeroID, New: SHA(id)})
 		}
 		return bt
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
@@ -165,7 +166,7 @@ func linClient(s refdb.Store, project string, c int, o LinOptions, now func() in
 	rng := rand.New(rand.NewPCG(o.Seed, uint64(c)))
 	var view [linKeys]string
 	for i := range view {
-		view[i] = refdb.ZeroSHA
+		view[i] = refmove.ZeroID
 	}
 	refs := make([]string, linKeys)
 	for i := range refs {
@@ -196,7 +197,7 @@ func linClient(s refdb.Store, project string, c int, o LinOptions, now func() in
 		for _, k := range keys {
 			nv := SHA(uint64(c+1)<<32 | uint64(i+1))
 			if rng.IntN(8) == 0 {
-				nv = refdb.ZeroSHA
+				nv = refmove.ZeroID
 			}
 			in.Updates = append(in.Updates, linUpdate{Key: k, Old: view[k], New: nv})
 			b.Updates = append(b.Updates, refdb.Update{Ref: linRef(k), Old: view[k], New: nv})
@@ -238,7 +239,7 @@ func linModel() porcupine.Model {
 		Init: func() []interface{} {
 			var st linState
 			for i := range st {
-				st[i].Value = refdb.ZeroSHA
+				st[i].Value = refmove.ZeroID
 			}
 			return []interface{}{st}
 		},

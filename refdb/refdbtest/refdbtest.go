@@ -14,11 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
-// Z is refdb.ZeroSHA, short for tables.
-const Z = refdb.ZeroSHA
+// Z is refmove.ZeroID, short for tables.
+const Z = refmove.ZeroID
 
 // SHA returns a valid object name derived from n (n's hex, zero-padded).
 func SHA(n uint64) string { return fmt.Sprintf("%040x", n) }

@@ -12,6 +12,7 @@ import (
 	"github.com/tikv/client-go/v2/testutils"
 	tikvclient "github.com/tikv/client-go/v2/tikv"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/internal/keys"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
@@ -33,7 +34,7 @@ func TestBatchAcrossRegions(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	a, z := "refs/heads/a", "refs/heads/z"
-	Z := refdb.ZeroSHA
+	Z := refmove.ZeroID
 
 	_, err = s.CAS(ctx, project, refdbtest.Batch(refdb.Update{Ref: a, Old: Z, New: refdbtest.SHA(0)}, refdb.Update{Ref: z, Old: Z, New: refdbtest.SHA(0)}))
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/embedded"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
@@ -61,7 +62,7 @@ func TestWriteConflictRetried(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	const ref = "refs/heads/hot"
-	_, err = s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: ref, Old: refdb.ZeroSHA, New: refdbtest.SHA(1)}))
+	_, err = s.CAS(ctx, "p", refdbtest.Batch(refdb.Update{Ref: ref, Old: refmove.ZeroID, New: refdbtest.SHA(1)}))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var failures atomic.Int64
