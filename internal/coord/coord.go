@@ -110,6 +110,7 @@ type Coordinator struct {
 	metrics  *metrics
 	nd       *noteDB // the NoteDb fast path (notedb.go)
 	parked   parking // refs that fail to reach the refdb's value here
+	retries  retries // backoff of outbound entries that failed to deliver
 
 	mu       sync.Mutex
 	projects map[string]*project

@@ -62,7 +62,7 @@
 // project's bookkeeping and is never held across I/O. Leaf locks, taken
 // with nothing else held or as the last of the chain, never across I/O:
 // Coordinator.mu (the project and push tables, Run's context), write.mu,
-// noteDB.mu and noteDB.inMu, parking.mu. Config.OnMoved is
+// noteDB.mu and noteDB.inMu, parking.mu, retries.mu. Config.OnMoved is
 // called with project.apply held and must not call back into the
 // coordinator or block.
 package coord

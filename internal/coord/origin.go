@@ -460,11 +460,13 @@ func (c *Coordinator) sendAll(ctx context.Context, e journal.Entry, queued <-cha
 	}
 	rest := slices.DeleteFunc(slices.Clone(e.Peers), func(p string) bool { return slices.Contains(done, p) })
 	if len(rest) == 0 {
+		c.retries.done(e.Txn)
 		if err := c.outbound.Remove(e.Txn); err != nil {
 			c.log.Error("outbound queue", "txn", e.Txn, "error", err)
 		}
 		return
 	}
+	c.retries.failed(e.Txn, time.Now())
 	e.Peers = rest
 	// Not fsynced: lost to a power failure, the entry names every peer
 	// again, and delivering twice is harmless.
@@ -489,11 +491,58 @@ func (c *Coordinator) redeliver(ctx context.Context, peer string) {
 		up[st.Name] = st.Connected && (peer == "" || st.Name == peer)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Prepared.Before(entries[j].Prepared) })
+	now := time.Now()
 	for _, e := range entries {
-		if slices.ContainsFunc(e.Peers, func(p string) bool { return up[p] }) {
+		// A peer that just came back is tried at once; otherwise an entry
+		// that failed waits its backoff.
+		if slices.ContainsFunc(e.Peers, func(p string) bool { return up[p] }) && (peer != "" || c.retries.due(e.Txn, now)) {
 			c.deliver(e, nil, nil)
 		}
 	}
+}
+
+// redeliverFirst and redeliverMost bound the backoff of an outbound entry
+// whose delivery failed to a connected peer: a second, doubling to a
+// minute (a peer that reconnects is tried at once).
+const (
+	redeliverFirst = time.Second
+	redeliverMost  = time.Minute
+)
+
+// retries is the backoff of outbound entries whose delivery failed. Safe for
+// concurrent use.
+type retries struct {
+	mu    sync.Mutex
+	state map[string]retry // by txn
+}
+
+type retry struct {
+	failures int
+	next     time.Time
+}
+
+func (r *retries) failed(txn string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		r.state = make(map[string]retry)
+	}
+	st := r.state[txn]
+	st.failures++
+	st.next = now.Add(backoff(st.failures, redeliverFirst, redeliverMost))
+	r.state[txn] = st
+}
+
+func (r *retries) done(txn string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.state, txn)
+}
+
+func (r *retries) due(txn string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !now.Before(r.state[txn].next)
 }
 
 // Write is the local write API: move refs whose objects are already in this

@@ -230,3 +230,21 @@ func TestPrepareDeadline(t *testing.T) {
 		})
 	}
 }
+
+func TestRetries(t *testing.T) {
+	var r retries
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	require.True(t, r.due("t1", t0), "never tried: due")
+	r.failed("t1", t0)
+	require.False(t, r.due("t1", t0.Add(redeliverFirst-time.Millisecond)))
+	require.True(t, r.due("t1", t0.Add(redeliverFirst)))
+	r.failed("t1", t0)
+	require.False(t, r.due("t1", t0.Add(2*redeliverFirst-time.Millisecond)), "the second failure waits twice as long")
+	for range 20 {
+		r.failed("t1", t0)
+	}
+	require.True(t, r.due("t1", t0.Add(redeliverMost)), "never longer than redeliverMost")
+	require.True(t, r.due("t2", t0), "another entry is not held back")
+	r.done("t1")
+	require.True(t, r.due("t1", t0))
+}
