@@ -28,6 +28,19 @@
 //     the peers while it uploads, so replication ends within 1.2× of the
 //     client's own upload time; it reports the daemons' peak RSS. The pack
 //     size is the -tee-size flag (MiB).
+//   - The stuck-write tests of issue #14 (stuck_test.go), each of which
+//     failed on the code before the fix: TestKilledPushLeavesNoLock (a push
+//     whose client is SIGKILLed while its quorum waits leaves no ref lock,
+//     and the site takes later writes), TestRefuseUnappliableWrites (API
+//     writes no site could apply get 400 and leave nothing in the refdb),
+//     TestPeerCommitIsOnlyAHint (a COMMIT over the mesh for a version the
+//     refdb never held moves nothing), TestAbortsDoNotWaitForPacks (a
+//     peer's journal drains promptly when its aborts' packs never come),
+//     TestGCAutoAfterPush (git gc --auto after pushes completes and packs
+//     the refs), TestNonAtomicPushReportsWhatItDid (a non-atomic push is
+//     reported ok when the refdb took it, while catch-ups run at the origin)
+//     and TestSupersededPrepareCommits (a prepared write superseded in the
+//     refdb is committed, not left in the journal).
 //   - BenchmarkPushAck: push-to-acknowledged latency of a one-commit push in
 //     each mode, and without replication.
 //
