@@ -19,6 +19,9 @@ type Kind string
 const (
 	// Lost: an acknowledged write is not in the refdb's history (§4.1).
 	Lost Kind = "lost"
+	// Landed: a write the client was told was refused (a conflict, the
+	// quorum not reached) is in the refdb's history (§3, §4.8).
+	Landed Kind = "refused-but-decided"
 	// AckRule: an acknowledged API write names fewer holding sites than
 	// its ack rule requires (§4.1).
 	AckRule Kind = "ack-rule"
@@ -76,8 +79,9 @@ type Rec struct {
 // order, as read back from the refdb at the end of a run.
 type History map[string][]Rec
 
-// Write is an acknowledged write: a ref a push reported ok, or one update
-// of an API write that got 200.
+// Write is a write a client was answered: a ref of a push, or one update
+// of an API write. In Input.Writes it was acknowledged (git said ok, the
+// API 200); in Input.Refusals it was refused before its decision.
 type Write struct {
 	Op   string // which operation: "op 7", "fault 2" (its tripping push), "setup"
 	Via  string // "push" or "api"
@@ -110,7 +114,8 @@ type Observation struct {
 type Input struct {
 	Required     int // sites an acknowledged write must be durable at
 	History      History
-	Writes       []Write
+	Writes       []Write       // acknowledged
+	Refusals     []Write       // refused before the decision
 	Observations []Observation // in the order each site's reads saw them
 }
 
@@ -121,6 +126,7 @@ func Check(in Input) []Violation {
 	var out []Violation
 	out = append(out, checkChains(in.History)...)
 	out = append(out, checkWrites(in)...)
+	out = append(out, checkRefusals(in)...)
 	out = append(out, checkObservations(in.History, in.Observations)...)
 	slices.SortStableFunc(out, func(x, y Violation) int {
 		return strings.Compare(string(x.Kind)+"\x00"+x.Site+"\x00"+x.Ref, string(y.Kind)+"\x00"+y.Site+"\x00"+y.Ref)
@@ -189,6 +195,25 @@ func checkWrites(in Input) []Violation {
 			out = append(out, Violation{Kind: Chain, Site: w.Site, Ref: w.Ref, Detail: fmt.Sprintf(
 				"%s: %s moved the ref from %s to %s (version %d), but the version before held %s",
 				w.Op, w.Via, short(w.Old), short(w.New), h[i].Version, short(before(h, i)))})
+		}
+	}
+	return out
+}
+
+// checkRefusals: no refused write is in the history. A refused write's
+// record would carry its value and its origin and be decided while its
+// request ran; every pushed commit is new, so the value alone names it.
+func checkRefusals(in Input) []Violation {
+	var out []Violation
+	for _, w := range in.Refusals {
+		for _, r := range in.History[w.Ref] {
+			if r.Value == w.New && r.Site == w.Site && (w.New != ZeroSHA || r.Version > 0) &&
+				!r.Time.Before(w.Start.Add(-clockSlack)) && !r.Time.After(w.End.Add(clockSlack)) {
+				out = append(out, Violation{Kind: Landed, Site: w.Site, Ref: w.Ref, Detail: fmt.Sprintf(
+					"%s: %s to %s was refused at %s, yet the refdb took it as version %d (txn %s, decided %s)",
+					w.Op, w.Via, short(w.New), w.End.Format(timeFmt), r.Version, r.Txn, r.Time.Format(timeFmt))})
+				break
+			}
 		}
 	}
 	return out

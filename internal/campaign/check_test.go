@@ -50,11 +50,15 @@ func TestCheck(t *testing.T) {
 	obs := func(site, value string, when float64) Observation {
 		return Observation{Site: site, Ref: main, Value: value, At: at(when)}
 	}
+	refused := func(new string, start, end float64) Write {
+		return Write{Op: "op 4", Via: "push", Site: "a", Ref: main, New: new, Start: at(start), End: at(end)}
+	}
 	tests := []struct {
 		name     string
 		required int
 		history  History
 		writes   []Write
+		refusals []Write
 		obs      []Observation
 		want     []Kind // the kinds flagged, in Check's order
 	}{
@@ -79,6 +83,16 @@ func TestCheck(t *testing.T) {
 			want:   []Kind{AckRule}},
 		{name: "acknowledged deletion is a tombstone", history: History{main: hist(main, A, 1.0, ZeroSHA, 2.0)},
 			writes: []Write{{Op: "op 3", Via: "push", Ref: main, New: ZeroSHA, Start: at(1.5), End: at(2.5)}}},
+
+		// Refused means not decided.
+		{name: "refused write decided anyway", history: good,
+			refusals: []Write{refused(B, 1.5, 2.5)}, want: []Kind{Landed}},
+		{name: "refused value decided by another request", history: good,
+			refusals: []Write{refused(B, 2.5, 3.5)}},
+		{name: "refused value decided at another site", history: good,
+			refusals: []Write{{Op: "op 4", Via: "api", Site: "b", Ref: main, New: B, Start: at(1.5), End: at(2.5)}}},
+		{name: "refused deletion of a ref never deleted", history: good,
+			refusals: []Write{refused(ZeroSHA, 0, 5)}},
 
 		// 2: unbroken CAS chains.
 		{name: "version skipped", history: History{main: {
@@ -123,7 +137,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Check(Input{Required: tt.required, History: tt.history, Writes: tt.writes, Observations: tt.obs})
+			got := Check(Input{Required: tt.required, History: tt.history, Writes: tt.writes, Refusals: tt.refusals, Observations: tt.obs})
 			var kinds []Kind
 			for _, v := range got {
 				kinds = append(kinds, v.Kind)

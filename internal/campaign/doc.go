@@ -40,7 +40,10 @@
 //
 //  1. every acknowledged write (git said ok, the API said 200) is in the
 //     refdb's history, decided while its request ran, and an API answer
-//     names as many holding sites as the ack rule needs;
+//     names as many holding sites as the ack rule needs; no write the
+//     client was told was refused (a conflict, the quorum not reached) is
+//     in it (a refusal that leaves the outcome open, such as "refdb
+//     unavailable", counts as failed and is not judged);
 //  2. each ref's versions grow by one per write, and a write's old value,
 //     where the client knows it, is the value before it;
 //  3. no site exposes a value the refdb never held, nor one before the
@@ -50,7 +53,10 @@
 //
 // A violation names its kind (the invariant), the site, the ref, and the
 // history that shows it. A schedule that fails is replayed by its seed:
-// every bug found becomes a named scenario test (scenarios_test.go).
+// every bug found becomes a named scenario test (scenarios_test.go), run by
+// the suite until and after it is fixed. The campaign can fail: a test
+// writes a branch behind sitesync's back (Config.Tamper) and requires the
+// run to report it; the checker's table tests fabricate each violation.
 //
 // # Running it
 //
@@ -58,8 +64,13 @@
 //	go test ./internal/campaign/ -run Campaign -campaign.schedules 60 -campaign.seed 1 -timeout 3h -v
 //
 // The long form prints a table (seed, mode, writes, faults, convergence,
-// result) and a summary line; -campaign.keep DIR keeps each failing
-// schedule's cluster directory (serve logs, repositories) for a post-mortem.
+// result) and a summary line. -campaign.keep DIR keeps each failing
+// schedule's cluster directory (serve logs, repositories) for a
+// post-mortem; -campaign.verbose logs every operation and fault as it
+// happens (a failing schedule's log is shown in any case);
+// -campaign.mode and -campaign.shape override what the seed and the flags
+// choose. A failing schedule is replayed alone with
+// -run 'Campaign/seed=N$' and the same flags.
 //
 // # Concurrency
 //

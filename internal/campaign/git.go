@@ -128,6 +128,41 @@ type pushedRef struct {
 // OK reports whether the remote took the update.
 func (p pushedRef) OK() bool { return strings.IndexByte(" +-*", p.Flag) >= 0 }
 
+// Outcome is what a client was told of a write.
+type Outcome uint8
+
+const (
+	// Unknown: no answer, or one that leaves the outcome open (the refdb
+	// unavailable, the connection dropped).
+	Unknown Outcome = iota
+	// Acked: the write was acknowledged.
+	Acked
+	// Refused: the write was refused before it was decided (a conflict,
+	// the quorum not reached, a non-fast-forward the client itself
+	// refused); it must not be in the refdb.
+	Refused
+)
+
+// unknownSummaries are the words of a rejection that does not say whether
+// the write was decided.
+var unknownSummaries = []string{"unavailable", "remote failure", "failed to report", "hung up", "timed out", "timeout"}
+
+// Outcome classifies the ref's line.
+func (p pushedRef) Outcome() Outcome {
+	if p.OK() {
+		return Acked
+	}
+	if p.Flag != '!' {
+		return Unknown // '=': nothing was asked
+	}
+	for _, w := range unknownSummaries {
+		if strings.Contains(p.Summary, w) {
+			return Unknown
+		}
+	}
+	return Refused
+}
+
 // Old is the value the remote had, as far as the summary tells: a prefix
 // of an object name, ZeroSHA for a new ref, "" when not told.
 func (p pushedRef) Old() string {

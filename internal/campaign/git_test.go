@@ -37,3 +37,44 @@ func TestParsePorcelain(t *testing.T) {
 	}
 	require.Empty(t, parsePorcelain("fatal: the remote end hung up unexpectedly\n"))
 }
+
+// TestOutcome: what a client was told, from git's porcelain line and from
+// the write API's status and body.
+func TestOutcome(t *testing.T) {
+	line := func(flag byte, summary string) pushedRef {
+		return pushedRef{Flag: flag, To: "refs/heads/x", Summary: summary}
+	}
+	pushes := []struct {
+		name string
+		ref  pushedRef
+		want Outcome
+	}{
+		{"fast-forward", line(' ', "389cb33..e379eff"), Acked},
+		{"forced", line('+', "389cb33...c0668fe (forced update)"), Acked},
+		{"created", line('*', "[new branch]"), Acked},
+		{"deleted", line('-', "[deleted]"), Acked},
+		{"up to date", line('=', "[up to date]"), Unknown},
+		{"conflict", line('!', "[remote rejected] (sitesync: rejected: refs/heads/b1 was updated at site a; fetch and retry)"), Refused},
+		{"no quorum", line('!', "[remote rejected] (sitesync: rejected: quorum not reached: 1 of 2 required sites answered within 3s)"), Refused},
+		{"client's own non-fast-forward", line('!', "[rejected] (non-fast-forward)"), Refused},
+		{"refdb unavailable", line('!', "[remote rejected] (sitesync: rejected: refdb unavailable: cas in \"p\": commit: context deadline exceeded)"), Unknown},
+		{"remote failure", line('!', "[remote failure] (remote failed to report status)"), Unknown},
+	}
+	for _, tt := range pushes {
+		require.Equal(t, tt.want, tt.ref.Outcome(), tt.name)
+	}
+	api := []struct {
+		code int
+		body string
+		want Outcome
+	}{
+		{200, `{"txn":"a-1"}`, Acked},
+		{409, `{"error":"conflict"}`, Refused},
+		{503, `{"error":"quorum not reached: 1 of 2 required sites answered within 3s"}`, Refused},
+		{503, `{"error":"refdb unavailable: context deadline exceeded"}`, Unknown},
+		{500, `{"error":"boom"}`, Unknown},
+	}
+	for _, tt := range api {
+		require.Equal(t, tt.want, apiOutcome(tt.code, []byte(tt.body)), "%d %s", tt.code, tt.body)
+	}
+}

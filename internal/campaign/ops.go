@@ -142,25 +142,28 @@ func (r *run) push(ctx context.Context, label string, s *cluster.Site, specs ...
 		dst := spec[strings.LastIndexByte(spec, ':')+1:]
 		i := slices.IndexFunc(refs, func(p pushedRef) bool { return p.To == dst })
 		outcome := ""
-		switch {
-		case i < 0:
+		if i < 0 {
 			r.counts.Failed++
 			outcome = "failed"
-		case refs[i].OK():
-			taken++
-			r.counts.Acked++
-			outcome = "ok"
+		} else {
 			w := Write{Op: label, Via: "push", Site: s.Name, Ref: dst, Old: refs[i].Old(), New: refs[i].From, Start: start, End: end}
-			if refs[i].Flag == '-' {
+			if w.New == "" {
 				w.New = ZeroSHA
 			}
-			r.writes = append(r.writes, w)
-		case strings.Contains(refs[i].Summary, "remote failure") || strings.Contains(refs[i].Summary, "failed to report"):
-			r.counts.Failed++
-			outcome = "failed: " + refs[i].Summary
-		default:
-			r.counts.Refused++
-			outcome = "refused: " + refs[i].Summary
+			switch refs[i].Outcome() {
+			case Acked:
+				taken++
+				r.counts.Acked++
+				outcome = "ok"
+				r.writes = append(r.writes, w)
+			case Refused:
+				r.counts.Refused++
+				outcome = "refused: " + refs[i].Summary
+				r.refusals = append(r.refusals, w)
+			default:
+				r.counts.Failed++
+				outcome = "failed: " + refs[i].Summary
+			}
 		}
 		if outcome != "ok" && err != nil {
 			outcome += fmt.Sprintf(" (%v: %s)", err, lastLine(errOut))
@@ -236,6 +239,20 @@ func (r *run) apiMove(ctx context.Context, label string, s *cluster.Site, op Op)
 	r.apiWrite(ctx, label, s, "refs/heads/"+op.Branch, cur, next)
 }
 
+// apiOutcome says what an answer of POST .../refs other than 200 means: a
+// conflict (409) or a quorum not reached (503 saying so) is a refusal,
+// decided before the refdb commit; anything else leaves the outcome
+// unknown (the refdb unavailable, a timeout).
+func apiOutcome(code int, body []byte) Outcome {
+	switch {
+	case code == http.StatusOK:
+		return Acked
+	case code == http.StatusConflict, code == http.StatusServiceUnavailable && strings.Contains(string(body), "quorum not reached"):
+		return Refused
+	}
+	return Unknown
+}
+
 // writeAnswer is the body of a 200 from POST .../refs.
 type writeAnswer struct {
 	Txn  string   `json:"txn"`
@@ -266,6 +283,7 @@ func (r *run) apiWrite(ctx context.Context, label string, s *cluster.Site, ref, 
 	end := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	w := Write{Op: label, Via: "api", Site: s.Name, Ref: ref, Old: old, New: new, Start: start, End: end}
 	outcome := ""
 	var ans writeAnswer
 	switch {
@@ -275,10 +293,12 @@ func (r *run) apiWrite(ctx context.Context, label string, s *cluster.Site, ref, 
 	case code == http.StatusOK && json.Unmarshal(b, &ans) == nil:
 		r.counts.Acked++
 		outcome = fmt.Sprintf("ok, txn %s, acks %v", ans.Txn, ans.Acks)
-		r.writes = append(r.writes, Write{Op: label, Via: "api", Site: s.Name, Ref: ref, Old: old, New: new, Txn: ans.Txn, Acks: ans.Acks, Start: start, End: end})
-	case code == http.StatusConflict || code == http.StatusServiceUnavailable && strings.Contains(string(b), "quorum not reached"):
+		w.Txn, w.Acks = ans.Txn, ans.Acks
+		r.writes = append(r.writes, w)
+	case apiOutcome(code, b) == Refused:
 		r.counts.Refused++
 		outcome = fmt.Sprintf("refused: %d %s", code, strings.TrimSpace(string(b)))
+		r.refusals = append(r.refusals, w)
 	default:
 		r.counts.Failed++
 		outcome = fmt.Sprintf("failed: %d %s", code, strings.TrimSpace(string(b)))

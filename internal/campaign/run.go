@@ -94,7 +94,8 @@ type run struct {
 	prog progress
 
 	mu         sync.Mutex // guards the fields below
-	writes     []Write
+	writes     []Write    // acknowledged
+	refusals   []Write    // refused before the decision
 	counts     Counts
 	faults     []string
 	violations []Violation
@@ -462,13 +463,13 @@ func (r *run) judge(ctx context.Context, obs []Observation) {
 		return
 	}
 	r.mu.Lock()
-	in := Input{Required: r.plan.Required(), History: h, Writes: slices.Clone(r.writes), Observations: obs}
+	in := Input{Required: r.plan.Required(), History: h, Writes: slices.Clone(r.writes), Refusals: slices.Clone(r.refusals), Observations: obs}
 	r.mu.Unlock()
 	writes := 0
 	for _, recs := range h {
 		writes += len(recs)
 	}
-	r.logf("refdb history: %d refs, %d writes; %d acknowledged writes, %d observations", len(h), writes, len(in.Writes), len(obs))
+	r.logf("refdb history: %d refs, %d writes; %d acknowledged writes, %d refused, %d observations", len(h), writes, len(in.Writes), len(in.Refusals), len(obs))
 	for _, v := range Check(in) {
 		r.violate(v)
 	}
