@@ -10,6 +10,11 @@ import (
 	"github.com/sitesync/sitesync/internal/cluster"
 )
 
+// observeEvery is how often the observer reads every site: a ref that
+// holds a value for less than this may go unseen; faster would take the
+// machine's two cores from the sites under test.
+const observeEvery = 200 * time.Millisecond
+
 // observeTimeout bounds one read of a site's refs: git on a local
 // repository answers in milliseconds; a stuck read must not stop the
 // observer.

@@ -71,7 +71,8 @@ type Config struct {
 	Binary string
 	// Logf, if set, gets progress lines.
 	Logf func(format string, args ...any)
-	// ObserveEvery is how often each site's refs are read (default 200ms).
+	// ObserveEvery is how often each site's refs are read (default
+	// observeEvery).
 	ObserveEvery time.Duration
 	// ConvergeBound is how long sites get to converge once every fault is
 	// healed (default ConvergeBound).
@@ -137,7 +138,7 @@ func Run(ctx context.Context, p Plan, cfg Config) (*Report, error) {
 		cfg.ConvergeBound = ConvergeBound
 	}
 	if cfg.ObserveEvery == 0 {
-		cfg.ObserveEvery = 200 * time.Millisecond
+		cfg.ObserveEvery = observeEvery
 	}
 	g, err := newGitRunner(filepath.Join(cfg.Dir, "home"))
 	if err != nil {
@@ -158,11 +159,7 @@ func Run(ctx context.Context, p Plan, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := r.c.Close(); err != nil {
-			r.logf("close cluster: %v", err)
-		}
-	}()
+	defer r.c.Close() // on the way out early; the end of a run closes it and judges how
 	if r.cl, err = newClient(ctx, g, filepath.Join(cfg.Dir, "client.git"), p.Seed); err != nil {
 		return nil, err
 	}
@@ -206,6 +203,11 @@ func Run(ctx context.Context, p Plan, cfg Config) (*Report, error) {
 	stopObserving()
 	<-observed
 	r.judge(ctx, obs.observations())
+	// Every serve is asked to stop (SIGTERM): one that does not exit 0 in
+	// time is stuck too.
+	if err := r.c.Close(); err != nil {
+		r.violate(Violation{Kind: Stuck, Detail: fmt.Sprintf("shutting the cluster down: %v", err)})
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
