@@ -7,11 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
 )
 
 // ZeroSHA is the value of an absent ref, in the refdb and in observations.
-const ZeroSHA = refdb.ZeroSHA
+const ZeroSHA = refmove.ZeroID
 
 // Kind names the invariant a Violation breaks.
 type Kind string
