@@ -137,11 +137,11 @@ func run(t *testing.T, p campaign.Plan, cfg campaign.Config) (*campaign.Report, 
 	return rep, dir, log.String()
 }
 
-// TestCampaignSeesTampering: the campaign can fail. Site c's repository
+// TestTamperingIsSeen: the campaign can fail. Site c's repository
 // gets a branch behind sitesync's back (git update-ref with hooks off), at
 // a commit the refdb never held: the run must report it as a foreign value
 // at c, and report nothing else anywhere else.
-func TestCampaignSeesTampering(t *testing.T) {
+func TestTamperingIsSeen(t *testing.T) {
 	p := campaign.Generate(shortSeeds[0], campaign.Short)
 	p.Ops, p.Faults = p.Ops[:4], nil
 	const ref = "refs/heads/tampered"

@@ -19,9 +19,12 @@
 //     later), SIGSTOP/SIGCONT of a site, a site cut off from its peers and
 //     etcd, etcd SIGKILLed (restarted on its data) or SIGSTOPped, and a site
 //     restarted with the crash point SITESYNC_FAULT=after-refdb-commit, sent
-//     a push, and restarted without it after it dies. A fault begins when
-//     the client reaches the operation it names, lasts its duration and is
-//     always healed; at most two are active at once, one per target.
+//     a push, and restarted without it after it dies. A fault begins a
+//     seeded moment after the client begins the operation it names (so it
+//     lands inside requests too), lasts its duration and is always
+//     healed; at most two are active at once, one per target. The long
+//     shape also has long outages (12-25 s), past the coordinator's refdb
+//     timeout, where an origin cannot learn whether its write was decided.
 //
 // Run(ctx, plan, cfg) carries a plan out on a fresh cluster and returns a
 // Report: writes acknowledged, refused and failed, faults injected,
@@ -33,7 +36,8 @@
 // repository on disk (so a paused or dead site is seen too) and keeps
 // every change. When the operations are done and every fault is healed, Run
 // waits up to ConvergeBound for every site to hold exactly the refdb's
-// values with empty journals (/api/v1/status queues) and /readyz 200, runs
+// values with empty journals (/api/v1/status queues) and /readyz 200 (and
+// at the end, for every serve to exit cleanly on SIGTERM), runs
 // git fsck --strict at every site, reads every ref's whole history back
 // from etcd (each key's earlier revisions; etcd is never compacted during
 // a run) and checks (Check, pure):
