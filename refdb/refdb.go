@@ -7,12 +7,6 @@ import (
 	"github.com/sitesync/sitesync/internal/refmove"
 )
 
-// ZeroSHA is refmove.ZeroID, the value of a ref that does not exist: as
-// Update.Old it means "must not exist", as Update.New it means "delete".
-//
-// Deprecated: use refmove.ZeroID.
-const ZeroSHA = refmove.ZeroID
-
 // Update moves one ref from Old to New (refmove.Update, the one shape of a
 // ref's move). Both are 40-character lower-case hex object names;
 // refmove.ZeroID stands for "absent".
