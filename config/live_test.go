@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 const waitFor = 10 * time.Second // generous: the machine is shared

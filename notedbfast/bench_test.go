@@ -6,7 +6,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // benchShape differs in seed, server id and change numbers from what

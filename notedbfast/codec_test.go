@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 func TestCodecRoundTrip(t *testing.T) {

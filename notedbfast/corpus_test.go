@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 var corpus = flag.String("corpus", "", "a git bundle of a real Gerrit repository (e.g. ../../../shared/corpus/plugins_high-availability.bundle) to replay its NoteDb meta history through deltas")

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // sites returns an origin with a base history and two more commits on main,

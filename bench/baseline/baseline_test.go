@@ -10,8 +10,8 @@ import (
 
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/bench/workload"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // TestTargets writes once through each kind of update at the origin of each

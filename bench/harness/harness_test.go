@@ -15,7 +15,7 @@ import (
 	"github.com/sitesync/sitesync/bench/baseline"
 	"github.com/sitesync/sitesync/bench/report"
 	"github.com/sitesync/sitesync/bench/workload"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // TestQuick runs every workload in quick mode against the baselines, with a

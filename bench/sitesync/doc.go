@@ -1,6 +1,6 @@
 // Package sitesync is sitesync itself as a bench Target: one Factory per
 // replication mode (sitesync/async, sitesync/quorum, sitesync/sync), each
-// starting a fresh multi-process cluster (internal/cluster: one `sitesync
+// starting a fresh multi-process cluster (internal/testkit/cluster: one `sitesync
 // serve` per site, one real etcd as the refdb, every inter-site byte through
 // bench/link relays with the run's profile) from a workload.Seed, so the
 // harness runs sitesync and the git-protocol baselines over the same links

@@ -16,7 +16,7 @@ import (
 	"github.com/sitesync/sitesync/bench/report"
 	"github.com/sitesync/sitesync/bench/sitesync"
 	"github.com/sitesync/sitesync/bench/workload"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // TestQuick runs every workload in quick mode against every sitesync mode

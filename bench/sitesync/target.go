@@ -18,8 +18,8 @@ import (
 
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/bench/workload"
-	"github.com/sitesync/sitesync/internal/cluster"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 )
 
 // Modes and the Target names of each.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/gittest"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 // binary builds the sitesync binary once per test run.

@@ -21,9 +21,9 @@ import (
 	"github.com/sitesync/sitesync/config"
 	"github.com/sitesync/sitesync/internal/frontdoor"
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 // runBinary runs the sitesync binary and returns its stdout, stderr and exit code.

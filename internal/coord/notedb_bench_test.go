@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
-	"github.com/sitesync/sitesync/internal/site/sitetest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/sitetest"
 )
 
 // filesystems the benchmarks run on: the default temporary directory (a

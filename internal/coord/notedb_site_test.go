@@ -22,9 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/coord"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
-	"github.com/sitesync/sitesync/internal/site/sitetest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/sitetest"
 )
 
 func TestMain(m *testing.M) { sitetest.HookMain(m) }

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/coord"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/site"
-	"github.com/sitesync/sitesync/internal/site/sitetest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/sitetest"
 )
 
 // getJSON reads url into v and returns the status.

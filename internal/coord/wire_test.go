@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 	"github.com/sitesync/sitesync/internal/txn"
 	"github.com/sitesync/sitesync/internal/wirebuf"
 	"github.com/sitesync/sitesync/notedbfast"

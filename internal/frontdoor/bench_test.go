@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 var corpus = flag.String("corpus", "../../../shared/corpus/plugins_high-availability.bundle",

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/git"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // site is a front door on loopback over a fresh repository root.

@@ -24,7 +24,7 @@
 // of the transaction the process held (see removeLocks); for any other git
 // (receive-pack, a one-shot update-ref) they stay until RemoveStaleLocks at
 // the next start. Only git itself is signalled, not the hooks it runs: git
-// processes stay in the daemon's process group, which internal/cluster
+// processes stay in the daemon's process group, which internal/testkit/cluster
 // signals as a whole to crash or freeze a site; sitesync's own hook ends
 // when its git dies (internal/hook). The Go ref writer takes no lock once
 // its context has ended and removes every lock it took when it gives up or

@@ -3,7 +3,7 @@ package etcd_test
 import (
 	"testing"
 
-	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
 )

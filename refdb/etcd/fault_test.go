@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/etcdtest"
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/refdb/refdbtest"
 )

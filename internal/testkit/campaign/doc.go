@@ -1,6 +1,6 @@
 // Package campaign is sitesync's seeded fault campaign: it runs real
 // clusters (three `sitesync serve` processes, one etcd, emulated links
-// between all of them; internal/cluster) through schedules of client writes
+// between all of them; internal/testkit/cluster) through schedules of client writes
 // and faults drawn from a seed, and checks that the invariants of
 // DESIGN.md §4 held throughout.
 //

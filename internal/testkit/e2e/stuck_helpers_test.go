@@ -23,8 +23,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/transport"
 )
@@ -33,7 +33,7 @@ import (
 // straight from etcd, the journals from the status API, posting to the
 // write API, killing a git client, and speaking on the mesh as a site.
 
-// refdbPrefix is the key prefix internal/cluster configures
+// refdbPrefix is the key prefix internal/testkit/cluster configures
 // (refdb.prefix: /sitesync).
 const refdbPrefix = "/sitesync"
 

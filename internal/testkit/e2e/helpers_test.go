@@ -19,8 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // project is the project every test writes: a name with a slash, as

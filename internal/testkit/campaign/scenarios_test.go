@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/campaign"
+	"github.com/sitesync/sitesync/internal/testkit/campaign"
 )
 
 // A scenario is a schedule replayed by name in every run of the suite: a

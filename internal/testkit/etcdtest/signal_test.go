@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 )
 
 // TestSignal: a SIGSTOPped etcd does not answer, a SIGCONTed one does; a

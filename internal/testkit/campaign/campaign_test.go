@@ -14,9 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/campaign"
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/campaign"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 var (

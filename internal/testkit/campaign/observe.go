@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 )
 
 // observeEvery is how often the observer reads every site: a ref that

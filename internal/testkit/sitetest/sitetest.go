@@ -18,7 +18,7 @@ import (
 
 	"github.com/sitesync/sitesync/internal/hook"
 	"github.com/sitesync/sitesync/internal/site"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 // HookMain is the body of TestMain: it answers as the hook when git runs the

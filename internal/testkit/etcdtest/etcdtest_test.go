@@ -10,7 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 )
 
 // TestStartProcess is the use without testing.TB: data survives Kill and

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/etcdtest"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 	"github.com/sitesync/sitesync/refdb"
 	refdbetcd "github.com/sitesync/sitesync/refdb/etcd"
 )

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/bench/link"
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 // teeSize is the size of the tee test's pack. The issue asks 300 MiB; the

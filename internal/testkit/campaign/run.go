@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sitesync/sitesync/bench/link"
-	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 	"github.com/sitesync/sitesync/refdb"
 	refdbetcd "github.com/sitesync/sitesync/refdb/etcd"
 )
@@ -67,7 +67,7 @@ type Config struct {
 	// leaves it for the caller to inspect or remove.
 	Dir string
 	// Binary is the sitesync binary; "" builds ./cmd/sitesync (see
-	// internal/cluster).
+	// internal/testkit/cluster).
 	Binary string
 	// Logf, if set, gets progress lines.
 	Logf func(format string, args ...any)

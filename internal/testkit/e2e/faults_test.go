@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // replTimeout is replication.timeout in the fault tests: short, so a

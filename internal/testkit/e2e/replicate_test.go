@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // TestPushReplicates: a generated repository pushed at a, then incremental

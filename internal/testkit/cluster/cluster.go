@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitesync/sitesync/bench/link"
-	"github.com/sitesync/sitesync/internal/etcdtest"
 	"github.com/sitesync/sitesync/internal/freeport"
+	"github.com/sitesync/sitesync/internal/testkit/etcdtest"
 	"github.com/sitesync/sitesync/transport"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/gittest"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
 )
 
 // BenchmarkPushAck measures push-to-acknowledged latency: a stock `git push`

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 )
 
 // TestSignal: SIGSTOP freezes a site (its front door stops answering),

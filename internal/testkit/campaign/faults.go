@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 )
 
 // crashEnv is the crash point a CrashAfterCommit fault arms.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sitesync/sitesync/internal/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
 )
 
 // do carries out operation i of the plan.

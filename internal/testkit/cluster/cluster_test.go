@@ -16,8 +16,8 @@ import (
 
 	"github.com/sitesync/sitesync/bench/link"
 	"github.com/sitesync/sitesync/config"
-	"github.com/sitesync/sitesync/internal/cluster"
-	"github.com/sitesync/sitesync/internal/syncbuf"
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/syncbuf"
 )
 
 // get returns the status of GET url, or an error.

@@ -1,6 +1,6 @@
 // Package cluster launches a whole sitesync deployment on one machine as real
 // processes: one `sitesync serve` per site, one real etcd (Debian's
-// etcd-server, via internal/etcdtest) and, optionally, bench/link relays so
+// etcd-server, via internal/testkit/etcdtest) and, optionally, bench/link relays so
 // that every byte between sites, and between each site and etcd, crosses an
 // emulated WAN. Replication tests use it for SIGKILL/restart and partition
 // scenarios; the bench harness uses it to run the same clusters.

@@ -1,6 +1,6 @@
 // Package e2e holds sitesync's end-to-end tests: the must-show scenarios of
 // issue #5, driven only through the external contract (DESIGN.md §7) against
-// a multi-process cluster (internal/cluster: one `sitesync serve` per site,
+// a multi-process cluster (internal/testkit/cluster: one `sitesync serve` per site,
 // one real etcd) with the stock C git client.
 //
 // What the tests prove:
