@@ -64,8 +64,8 @@
 //
 // # Running it
 //
-//	go test ./internal/campaign/                  # the short campaign of the suite
-//	go test ./internal/campaign/ -run Campaign -campaign.schedules 60 -campaign.seed 1 -timeout 3h -v
+//	go test ./internal/testkit/campaign/                  # the short campaign of the suite
+//	go test ./internal/testkit/campaign/ -run Campaign -campaign.schedules 60 -campaign.seed 1 -timeout 3h -v
 //
 // The long form prints a table (seed, mode, writes, faults, convergence,
 // result) and a summary line. -campaign.keep DIR keeps each failing

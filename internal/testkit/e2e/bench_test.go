@@ -16,7 +16,7 @@ import (
 // peers: the cost of the front door and git alone. Run it with a fixed
 // count, the clusters being slow to start:
 //
-//	go test -run '^$' -bench BenchmarkPushAck -benchtime 30x ./internal/e2e/
+//	go test -run '^$' -bench BenchmarkPushAck -benchtime 30x ./internal/testkit/e2e/
 func BenchmarkPushAck(b *testing.B) {
 	tests := []struct {
 		name string

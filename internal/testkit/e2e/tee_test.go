@@ -25,7 +25,7 @@ import (
 // teeSize is the size of the tee test's pack. The issue asks 300 MiB; the
 // default keeps the suite quick:
 //
-//	go test -run TestTee -v ./internal/e2e/ -args -tee-size=300
+//	go test -run TestTee -v ./internal/testkit/e2e/ -args -tee-size=300
 var teeSize = flag.Int("tee-size", 24, "MiB of incompressible data TestTee pushes")
 
 // teeRate is the client's upload rate through its relay.
