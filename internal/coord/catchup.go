@@ -136,6 +136,8 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 		}
 		c.dropOrphans(name)
 	}
+	// A project no longer placed here (or gone) has nothing to apply here.
+	c.parked.retain(func(project string) bool { return c.holds(project) && slices.Contains(names, project) })
 	return errors.Join(errs...)
 }
 

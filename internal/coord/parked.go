@@ -67,6 +67,17 @@ func (k *parking) keep(project string, failing map[string]bool) {
 	}
 }
 
+// retain forgets every project for which keep says false.
+func (k *parking) retain(keep func(project string) bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for project := range k.refs {
+		if !keep(project) {
+			delete(k.refs, project)
+		}
+	}
+}
+
 // clear forgets refs of project that moved to the refdb's value.
 func (k *parking) clear(project string, vs []Version) {
 	k.mu.Lock()

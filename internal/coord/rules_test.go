@@ -205,6 +205,11 @@ func TestParking(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, "refs/heads/y", got[0].Ref)
 	require.NoError(t, parkedError(nil))
+	k.fail("q", v, errString("q"), t0)
+	k.retain(func(project string) bool { return project == "q" })
+	got = k.list(t0.Add(parkAfter))
+	require.Len(t, got, 1, "a project no longer placed here is forgotten")
+	require.Equal(t, "q", got[0].Project)
 }
 
 type errString string
