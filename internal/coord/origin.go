@@ -502,11 +502,14 @@ func (c *Coordinator) redeliver(ctx context.Context, peer string) {
 }
 
 // redeliverFirst and redeliverMost bound the backoff of an outbound entry
-// whose delivery failed to a connected peer: a second, doubling to a
-// minute (a peer that reconnects is tried at once).
+// whose delivery failed to a connected peer: a second, doubling to 8 s. A
+// peer that reconnects is tried at once, but its reconnection may come
+// while a delivery to it is still failing (it went away again): the
+// entry's next try is then at most redeliverMost away. (A minute there
+// left a peer that flapped 30 times behind for over 30 s.)
 const (
 	redeliverFirst = time.Second
-	redeliverMost  = time.Minute
+	redeliverMost  = 8 * time.Second
 )
 
 // retries is the backoff of outbound entries whose delivery failed. Safe for
