@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sitesync/sitesync/bench/workload"
 )
 
 // gitWaitDelay bounds how long a killed git's output pipes may stay open
@@ -25,19 +25,12 @@ func newGitRunner(home string) (*gitRunner, error) {
 	if _, err := exec.LookPath("git"); err != nil {
 		return nil, fmt.Errorf("the campaign needs C git: %w", err)
 	}
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	// The same isolated environment as the benchmarks' git.
+	g, err := workload.IsolatedGit(home)
+	if err != nil {
 		return nil, err
 	}
-	env := append(os.Environ(),
-		"HOME="+home,
-		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL="+filepath.Join(home, ".gitconfig"),
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=Campaign", "GIT_AUTHOR_EMAIL=campaign@example.com",
-		"GIT_COMMITTER_NAME=Campaign", "GIT_COMMITTER_EMAIL=campaign@example.com",
-	)
-	return &gitRunner{env: env}, nil
+	return &gitRunner{env: g.Env}, nil
 }
 
 // run runs git in dir with stdin (may be nil) and returns stdout, and
