@@ -20,6 +20,7 @@ import (
 	"github.com/sitesync/sitesync/internal/glob"
 	"github.com/sitesync/sitesync/notedbfast"
 	"github.com/sitesync/sitesync/packsync"
+	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/shard"
 )
 
@@ -87,6 +88,12 @@ type RefDB struct {
 	Endpoints []string `mapstructure:"endpoints"` // PD endpoints for tikv, etcd endpoints for etcd
 	Prefix    string   `mapstructure:"prefix"`
 	Ignore    []string `mapstructure:"ignore"` // ref globs that are not guarded
+	// MaxTxnOps is etcd's --max-txn-ops (default 128, etcd's own): the
+	// most refs one refdb transaction takes. A larger write is decided in
+	// several transactions, or refused when it must be atomic. Raise it
+	// together with the etcd servers' --max-txn-ops (and
+	// --max-request-bytes, about 200 bytes a ref).
+	MaxTxnOps int `mapstructure:"max_txn_ops"`
 }
 
 // Mode is a replication ack rule.
@@ -171,6 +178,7 @@ func Default() *Config {
 			Endpoints: []string{"127.0.0.1:2379"},
 			Prefix:    "/sitesync",
 			Ignore:    []string{"refs/cache-automerge/**"},
+			MaxTxnOps: refdb.DefaultMaxTxnOps,
 		},
 		Replication: Replication{Mode: ModeQuorum, Timeout: DefaultTimeout},
 		NoteDB: NoteDB{

@@ -60,6 +60,7 @@ func TestLoadFull(t *testing.T) {
 			Endpoints: []string{"10.0.1.10:2379", "10.0.2.10:2379", "10.0.3.10:2379"},
 			Prefix:    "/sitesync",
 			Ignore:    []string{"refs/cache-automerge/**"},
+			MaxTxnOps: 128,
 		},
 		Replication: Replication{
 			Mode: ModeQuorum, Acks: &two, Timeout: 10 * time.Second,

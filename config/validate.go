@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 	case strings.ContainsFunc(c.RefDB.Prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		v.add("refdb.prefix", "%q contains spaces or control characters", c.RefDB.Prefix)
 	}
+	if c.RefDB.MaxTxnOps < 1 {
+		v.add("refdb.max_txn_ops", "%d: want at least 1 (the etcd servers' --max-txn-ops)", c.RefDB.MaxTxnOps)
+	}
 	comp.ignore = v.refGlobs("refdb.ignore", c.RefDB.Ignore)
 
 	// replication

@@ -32,7 +32,14 @@ type Config struct {
 	// Ignore are glob patterns of refs the refdb does not guard (see
 	// Ignore). Nil means DefaultIgnore; an empty non-nil list guards all.
 	Ignore []string `mapstructure:"ignore" yaml:"ignore"`
+	// MaxTxnOps is etcd's --max-txn-ops: the most refs one etcd
+	// transaction takes (a larger write is decided in several, see
+	// BatchLimiter). Default etcd's own, 128. Other backends ignore it.
+	MaxTxnOps int `mapstructure:"max_txn_ops" yaml:"max_txn_ops"`
 }
+
+// DefaultMaxTxnOps is etcd's default --max-txn-ops.
+const DefaultMaxTxnOps = 128
 
 // DefaultPrefix is the default key prefix.
 const DefaultPrefix = "/sitesync"
@@ -50,6 +57,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.Ignore == nil {
 		c.Ignore = append([]string(nil), DefaultIgnore...)
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
 	}
 	if c.Backend == BackendEmbedded && len(c.Endpoints) == 0 {
 		c.Endpoints = []string{"default"}
@@ -72,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := NewIgnore(c.Ignore); err != nil {
 		return err
+	}
+	if c.MaxTxnOps < 1 {
+		return fmt.Errorf("refdb.max_txn_ops: %d, want at least 1 (etcd's --max-txn-ops)", c.MaxTxnOps)
 	}
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("refdb.dial_timeout: negative")

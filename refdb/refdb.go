@@ -82,3 +82,27 @@ type Store interface {
 	// after Close return ErrClosed.
 	Close() error
 }
+
+// BatchLimiter is implemented by a Store whose CAS takes fewer than
+// MaxBatch updates (etcd: the server's --max-txn-ops).
+type BatchLimiter interface {
+	MaxBatch() int
+}
+
+// BatchLimit is the most updates one CAS of s takes: the store's own limit
+// (BatchLimiter) when it has one, else MaxBatch. It looks through wrappers
+// that have an Unwrap() Store method. A larger write is either refused
+// (all or nothing) or decided in several batches.
+func BatchLimit(s Store) int {
+	for s != nil {
+		if l, ok := s.(BatchLimiter); ok {
+			return min(l.MaxBatch(), MaxBatch)
+		}
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	return MaxBatch
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -134,6 +135,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Guarded == nil {
 		cfg.Guarded = func(string) bool { return true }
 	}
+	// A push's decided marker (push.go) outlives a crash of the daemon
+	// that made it; no push of that daemon is running any more.
+	_ = os.RemoveAll(filepath.Join(cfg.State, "decided"))
 	prep, err := journal.Open(filepath.Join(cfg.State, "prepared"))
 	if err != nil {
 		return nil, err

@@ -812,7 +812,7 @@ func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*
 	crashed := false
 	one := func(i int) {
 		nw := batch[i]
-		vs, err := c.cas(ctx, nw.w, nw.w.updates)
+		vs, _, err := c.cas(ctx, nw.w, nw.w.updates)
 		if err != nil {
 			errs[i] = err
 			return
@@ -838,7 +838,7 @@ func (c *Coordinator) ndDecide(ctx context.Context, g, project string, batch []*
 		if groups++; groups > 1 {
 			id = fmt.Sprintf("%s-%d", g, groups)
 		}
-		vs, err := c.cas(ctx, &write{id: id, project: project}, ups)
+		vs, _, err := c.cas(ctx, &write{id: id, project: project}, ups)
 		if err != nil {
 			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrInvalid) {
 				for _, i := range run {

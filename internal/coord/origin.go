@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -88,6 +89,9 @@ type Result struct {
 	Acks []string // sites that hold it (async: the origin)
 	// Versions are the refdb versions the write created.
 	Versions []Version
+	// Refused names the refs of a per-ref write (a non-atomic push) that
+	// were not decided, with why; the others are in Versions.
+	Refused map[string]error
 }
 
 // write is one write transaction at its origin.
@@ -98,6 +102,10 @@ type write struct {
 	dir     string // the repository
 	tee     *packsync.Tee
 	ship    bool // no tee: ship a pack to each peer
+	push    bool // a push through the front door
+	// perRef: each ref is decided on its own (a non-atomic push, git's
+	// per-ref semantics); otherwise the write is all or nothing.
+	perRef bool
 
 	mu      sync.Mutex
 	updates []Update
@@ -122,6 +130,9 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	if err := validateWrite(ups, nil); err != nil {
 		return Result{}, err
 	}
+	if err := c.tooLarge(w, ups); err != nil {
+		return Result{}, err
+	}
 	pol := w.policy
 	peers := c.peersOf(pol)
 	t := newOriginTxn(c.cfg.Site, pol, peers)
@@ -140,7 +151,10 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 		msg  voteMsg
 	}
 	votes := make(chan vote, len(peers))
-	var vs []Version
+	var (
+		vs      []Version
+		refused map[string]error
+	)
 	step := t.Start()
 	for !step.Done {
 		for _, p := range step.Prepare {
@@ -149,7 +163,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 		switch {
 		case step.Decide:
 			var err error
-			vs, err = c.cas(ctx, w, ups)
+			vs, refused, err = c.cas(ctx, w, ups)
 			step = t.Decided(err)
 		default:
 			select {
@@ -163,6 +177,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 	if len(step.Abort) > 0 {
 		c.abortAt(w, step.Abort)
 	}
+	c.catchUpConflicts(w.project, step.Err, refused)
 	if step.Err != nil {
 		c.metrics.writes.WithLabelValues(outcome(step.Err)).Inc()
 		return Result{}, step.Err
@@ -180,7 +195,7 @@ func (c *Coordinator) decide(ctx context.Context, w *write) (Result, error) {
 		}
 		c.deliver(e, w, step.Acks)
 	}
-	return Result{Txn: w.id, Acks: step.Acks, Versions: vs}, nil
+	return Result{Txn: w.id, Acks: step.Acks, Versions: vs, Refused: refused}, nil
 }
 
 // outcome is the metric label of a write that failed with err.
@@ -300,19 +315,80 @@ func hasObjects(ups []Update) bool {
 	return false
 }
 
-// cas takes the decision: one refdb transaction over every guarded ref of
-// the write. An unknown outcome (the refdb went away mid-call) is resolved
-// by reading the refs back.
-func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Version, error) {
-	b := refdb.Batch{Txn: w.id, Site: c.cfg.Site}
+// cas takes the decision in the refdb over every guarded ref of the write.
+// A write that must be all or nothing is one refdb transaction (decide
+// refuses one larger than the backend takes, tooLarge). A per-ref write (a
+// non-atomic push) is decided as git decides one: in batches of at most
+// the backend's limit, each all or nothing; a ref of a batch that
+// conflicts is refused alone and the rest of its batch tried again.
+// refused names the refs of a per-ref write that were not decided, with
+// why; the write fails (err) only when none was. An unknown outcome (the
+// refdb went away mid-call) is resolved by reading the refs back.
+func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) (vs []Version, refused map[string]error, err error) {
+	var todo []refdb.Update
 	for _, u := range ups {
 		if c.cfg.Guarded(u.Ref) {
-			b.Updates = append(b.Updates, refdb.Update{Ref: u.Ref, Old: u.Old, New: u.New})
+			todo = append(todo, refdb.Update{Ref: u.Ref, Old: u.Old, New: u.New})
 		}
 	}
-	if len(b.Updates) == 0 {
+	if !w.perRef {
+		vs, err := c.casBatch(ctx, w, todo)
+		return vs, nil, err
+	}
+	limit := refdb.BatchLimit(c.cfg.Store)
+	refused = make(map[string]error)
+	for len(todo) > 0 {
+		batch := todo[:min(limit, len(todo))]
+		got, err := c.casBatch(ctx, w, batch)
+		var conflict *ConflictError
+		switch {
+		case err == nil:
+			vs = append(vs, got...)
+			todo = todo[len(batch):]
+		case errors.As(err, &conflict):
+			bad := make(map[string]bool, len(conflict.Refs))
+			for _, r := range conflict.Refs {
+				bad[r.Ref] = true
+				refused[r.Ref] = &ConflictError{Project: w.project, Refs: []refdb.RefConflict{r}}
+			}
+			todo = slices.DeleteFunc(todo, func(u refdb.Update) bool { return bad[u.Ref] })
+		default:
+			// The refdb cannot decide (or the batch is wrong): what is
+			// left is refused with that reason, not tried batch by batch.
+			for _, u := range todo {
+				refused[u.Ref] = err
+			}
+			todo = nil
+		}
+	}
+	if len(vs) == 0 && len(refused) > 0 {
+		return nil, nil, joinRefused(w.project, refused)
+	}
+	return vs, refused, nil
+}
+
+// joinRefused is the error of a per-ref write none of whose refs was
+// decided: the conflicts together when every ref conflicted, else the
+// first other reason (by ref name).
+func joinRefused(project string, refused map[string]error) error {
+	refs := slices.Sorted(maps.Keys(refused))
+	all := &ConflictError{Project: project}
+	for _, r := range refs {
+		var ce *ConflictError
+		if !errors.As(refused[r], &ce) {
+			return refused[r]
+		}
+		all.Refs = append(all.Refs, ce.Refs...)
+	}
+	return all
+}
+
+// casBatch decides updates in one refdb transaction.
+func (c *Coordinator) casBatch(ctx context.Context, w *write, updates []refdb.Update) ([]Version, error) {
+	if len(updates) == 0 {
 		return nil, nil
 	}
+	b := refdb.Batch{Txn: w.id, Site: c.cfg.Site, Updates: slices.Clone(updates)}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refdbTimeout)
 	defer cancel()
 	recs, err := c.cfg.Store.CAS(cctx, w.project, b)
@@ -340,6 +416,64 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) ([]Versio
 		vs[i] = Version{Ref: r.Ref, Value: r.Value, Version: r.Version, Site: r.Site}
 	}
 	return vs, nil
+}
+
+// catchUpConflicts brings this site, in the background, to the refdb's
+// values of the refs a write lost to another site's (err, refused): the
+// user is told to fetch and retry, and the fetch must then see them. The
+// refs of the write still in flight are applied once it ends.
+func (c *Coordinator) catchUpConflicts(project string, err error, refused map[string]error) {
+	var vs []Version
+	var from []string
+	add := func(err error) {
+		var ce *ConflictError
+		if !errors.As(err, &ce) {
+			return
+		}
+		for _, r := range ce.Refs {
+			if r.Current.Version > 0 {
+				vs = append(vs, versionOf(r.Current))
+				from = union(from, []string{r.Current.Site})
+			}
+		}
+	}
+	add(err)
+	for _, e := range refused {
+		add(e)
+	}
+	if len(vs) == 0 {
+		return
+	}
+	c.background(func(ctx context.Context) {
+		if err := c.applyVersions(ctx, project, vs, from); err != nil {
+			c.log.Debug("catching up refs a write lost", "project", project, "refs", len(vs), "error", err)
+			c.kickCatchUp()
+		}
+	})
+}
+
+// tooLarge refuses, before anything is prepared, an all-or-nothing write
+// of more guarded refs than one refdb transaction of the backend takes.
+func (c *Coordinator) tooLarge(w *write, ups []Update) error {
+	if w.perRef {
+		return nil
+	}
+	n := 0
+	for _, u := range ups {
+		if c.cfg.Guarded(u.Ref) {
+			n++
+		}
+	}
+	limit := refdb.BatchLimit(c.cfg.Store)
+	if n <= limit {
+		return nil
+	}
+	what, remedy := "write", "send it as several writes"
+	if w.push {
+		what, remedy = "atomic push", "push without --atomic (each ref is then decided on its own)"
+	}
+	return fmt.Errorf("%w: %s of %d refs: the refdb decides at most %d refs in one transaction (refdb.max_txn_ops, the etcd servers' --max-txn-ops); %s, or raise both limits",
+		ErrInvalid, what, n, limit, remedy)
 }
 
 // adopt handles the first write of refs the refdb has never seen (version

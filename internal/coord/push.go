@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,11 +43,13 @@ func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Rea
 	if err != nil {
 		return nil, err
 	}
-	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir}
-	p := &Push{c: c, w: w, Env: append([]string{hook.EnvTxn + "=" + w.id}, c.cfg.Env...)}
+	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir, push: true}
+	p := &Push{c: c, w: w, Env: append([]string{hook.EnvTxn + "=" + w.id, hook.EnvDecided + "=" + c.decidedMarker(w.id)}, c.cfg.Env...)}
 	br := bufio.NewReaderSize(body, 64<<10)
 	parsed, err := packsync.ParsePush(br)
 	p.parsed = parsed
+	// git's own rule: a push is atomic only when the client asks.
+	w.perRef = !slices.Contains(parsed.Caps, "atomic")
 	head := bytes.NewReader(parsed.Head)
 	peers := c.peersOf(w.policy)
 	switch {
@@ -86,13 +91,35 @@ func (p *Push) Finish() {
 	// receive-pack has exited: the refs it moved are on disk.
 	proj.notify()
 	w.once.Do(func() { w.err = errUndecided })
+	_ = os.Remove(c.decidedMarker(w.id))
 	if w.err != nil {
 		if w.tee != nil {
 			c.abortAt(w, c.peersOf(w.policy))
 		}
 		return
 	}
-	c.announce(Moved{Project: w.project, Txn: w.id, Own: true, Moves: movesOf(w.updatesCopy(), w.res.Versions, c.cfg.Site)})
+	ups := slices.DeleteFunc(w.updatesCopy(), func(u Update) bool { return w.res.Refused[u.Ref] != nil })
+	c.announce(Moved{Project: w.project, Txn: w.id, Own: true, Moves: movesOf(ups, w.res.Versions, c.cfg.Site)})
+}
+
+// decidedMarker is the file of hook.EnvDecided for the push id: it exists
+// while the push runs once every one of its refs was decided.
+func (c *Coordinator) decidedMarker(id string) string {
+	return filepath.Join(c.cfg.State, "decided", id)
+}
+
+// markDecided creates the push's decidedMarker when every ref was
+// decided: git's later "prepared" calls of the push are then answered by
+// the hook script alone. Without it they ask the daemon, which answers the
+// same (slower).
+func (c *Coordinator) markDecided(w *write) {
+	if w.err != nil || len(w.res.Refused) > 0 {
+		return
+	}
+	path := c.decidedMarker(w.id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+		_ = os.WriteFile(path, nil, 0o600)
+	}
 }
 
 // Rejection is the receive-pack response that tells the client why
@@ -134,8 +161,11 @@ func (t *teeReader) Read(b []byte) (int, error) {
 // write is known by its transaction id; pre-receive checks it early against
 // the refdb, the first reference-transaction "prepared" decides it (git
 // holds the ref locks then), and later "prepared" calls of the same push
-// (git runs one per ref for a non-atomic push) get the same decision. A
-// push is all or nothing across its refs. A hook with no transaction id
+// (git runs one per ref for a non-atomic push) get the same decision. An
+// atomic push is all or nothing across its refs. A non-atomic one is
+// decided ref by ref (cas) at its first "update" call (git's per-ref hook,
+// run before each ref's transaction), each ref's "update" call answered
+// with its own verdict. A hook with no transaction id
 // comes from a git process sitesync did not start (an installed hook): its
 // "prepared" call is decided on its own.
 func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response {
@@ -158,6 +188,14 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 		return c.preReceive(ctx, w, ups)
 	case req.Hook == hook.PreReceive:
 		return hook.Response{OK: true}
+	case req.Hook == hook.UpdateHook && (w == nil || !w.perRef):
+		// An atomic push is decided at "prepared", under git's locks.
+		return hook.Response{OK: true}
+	case req.Hook == hook.UpdateHook:
+		// A non-atomic push is decided at its first ref's "update" call:
+		// git then refuses just the refs the refdb did not take (a
+		// refusing reference-transaction hook would make it die).
+		return c.verdict(ctx, w, ups)
 	case req.Phase != hook.Prepared:
 		// committed/aborted: git ignores the answer (the hook scripts
 		// answer them without asking); readers are woken when the push ends.
@@ -165,7 +203,16 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 	case w == nil:
 		return c.hookWrite(ctx, req.GitDir, ups)
 	}
-	w.once.Do(func() { w.res, w.err = c.decide(ctx, w) })
+	return c.verdict(ctx, w, ups)
+}
+
+// verdict decides the push w (once: its first hook call that needs the
+// decision takes it) and answers for its refs ups.
+func (c *Coordinator) verdict(ctx context.Context, w *write, ups []Update) hook.Response {
+	w.once.Do(func() {
+		w.res, w.err = c.decide(ctx, w)
+		c.markDecided(w)
+	})
 	if w.err != nil {
 		return reject(w.err)
 	}
@@ -174,6 +221,9 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 	for _, u := range ups {
 		if !containsUpdate(w.updates, u) {
 			return reject(fmt.Errorf("%s -> %s was not part of the decided push", u.Ref, u.New))
+		}
+		if err := w.res.Refused[u.Ref]; err != nil {
+			return reject(err)
 		}
 	}
 	return hook.Response{OK: true}
@@ -184,6 +234,9 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 	w.updates = ups
 	w.mu.Unlock()
 	if err := validateWrite(ups, nil); err != nil {
+		return reject(err)
+	}
+	if err := c.tooLarge(w, ups); err != nil {
 		return reject(err)
 	}
 	c.project(w.project).begin(w.id, ups)

@@ -83,7 +83,9 @@ func (r resolution) String() string {
 
 // resolveRule is the rule of invariant 5 for a prepared write e, given the
 // refdb's records of its guarded refs (any order): commit when the refdb
-// names the write, or has moved every guarded ref past the value the write
+// names the write at any of its refs (a non-atomic push is decided in
+// several batches, and some of its refs may be refused: what the refdb
+// holds is applied either way), or has moved every guarded ref past the value the write
 // found (a later version: the write was decided and then superseded, or
 // lost to another — either way the site must now hold the refdb's values,
 // and the write's objects may be what they build on); abort once the
@@ -95,13 +97,14 @@ func resolveRule(e journal.Entry, recs []refdb.Record, guarded func(string) bool
 	for _, r := range recs {
 		byRef[r.Ref] = r
 	}
-	decided := true
+	decided, named := true, false
 	for _, u := range e.Updates {
 		if !guarded(u.Ref) {
 			continue
 		}
 		r := byRef[u.Ref]
 		if r.Txn == e.Txn {
+			named = true
 			continue
 		}
 		if r.Version == 0 {
@@ -123,7 +126,7 @@ func resolveRule(e journal.Entry, recs []refdb.Record, guarded func(string) bool
 		}
 	}
 	switch {
-	case decided:
+	case decided, named:
 		return resolveCommit
 	case now.After(e.Deadline):
 		return resolveAbort

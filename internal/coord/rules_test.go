@@ -87,7 +87,8 @@ func TestResolveRule(t *testing.T) {
 		{name: "a creation not decided", e: entry(before, y), recs: []refdb.Record{rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveWait},
 		{name: "a ref the refdb never saw", e: entry(before, x), recs: []refdb.Record{{Ref: x.Ref}}, want: resolveWait},
 		{name: "a ref the refdb never saw, past the deadline", e: entry(after, x), recs: nil, want: resolveAbort},
-		{name: "one ref named, one undecided", e: entry(before, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveWait},
+		{name: "one ref named, one refused (a non-atomic push)", e: entry(before, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveCommit},
+		{name: "one ref named, one refused, past the deadline", e: entry(after, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, refmove.ZeroID, 2, "t0")}, want: resolveCommit},
 		{name: "both refs moved on", e: entry(after, x, y), recs: []refdb.Record{rec(x.Ref, idB, 4, "t1"), rec(y.Ref, idA, 3, "t3")}, want: resolveCommit},
 		{name: "nothing guarded", e: entry(before, x), guarded: func(string) bool { return false }, want: resolveCommit},
 	} {

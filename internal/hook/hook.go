@@ -32,12 +32,23 @@ const (
 	EnvApplying = "SITESYNC_APPLYING"
 	// EnvTxn carries the daemon's transaction id for a push it runs.
 	EnvTxn = "SITESYNC_TXN"
+	// EnvDecided names a file the daemon creates once every ref of the
+	// push it runs was decided (and removes when the push ends): while it
+	// exists, the push's later "prepared" calls (git runs one per ref of a
+	// non-atomic push) are answered yes without asking, so a push of N
+	// refs does not start sitesync N times.
+	EnvDecided = "SITESYNC_DECIDED"
 )
 
 // Hook names as git knows them.
 const (
 	PreReceive           = "pre-receive"
 	ReferenceTransaction = "reference-transaction"
+	// UpdateHook is git's per-ref "update" hook (refname old new): in a
+	// non-atomic push, the one way to refuse one ref and let the others
+	// through (a refusing reference-transaction hook makes git 2.39's
+	// receive-pack die).
+	UpdateHook = "update"
 )
 
 // Phases of the reference-transaction hook.
@@ -74,7 +85,7 @@ type Handler func(ctx context.Context, req Request) Response
 // mustDecide reports whether git honours the hook's exit status, so that a
 // failure to reach the daemon must stop the write.
 func (r Request) mustDecide() bool {
-	return r.Hook == PreReceive || r.Phase == Prepared
+	return r.Hook == PreReceive || r.Hook == UpdateHook || r.Phase == Prepared
 }
 
 // ParseUpdates reads git's hook input: "<old> <new> <ref>" per line.
@@ -122,6 +133,15 @@ func Call(ctx context.Context, socket string, req Request) (Response, error) {
 	return resp, nil
 }
 
+// decided reports whether the marker file of EnvDecided exists.
+func decided(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // Run is the body of a git hook: it reads git's input from stdin, asks the
 // daemon, writes the lines for the user to stderr and returns the exit
 // status. args are the hook's arguments (the phase, for
@@ -137,20 +157,37 @@ func Run(ctx context.Context, hookName string, args []string, stdin io.Reader, s
 			return 1
 		}
 		req.Phase = args[0]
+	case UpdateHook:
+		if len(args) != 3 {
+			say("update hook wants three arguments (ref, old, new); got %d", len(args))
+			return 1
+		}
+		if req.Txn == "" || decided(env(EnvDecided)) {
+			// Not a push sitesync runs (reference-transaction decides
+			// it), or one whose every ref was decided.
+			return 0
+		}
 	default:
 		say("unknown hook %q", hookName)
 		return 1
 	}
-	ups, err := ParseUpdates(stdin)
-	if err != nil {
-		say("%v", err)
-		return exitFor(req)
+	if hookName == UpdateHook {
+		req.Updates = []Update{{Ref: args[0], Old: args[1], New: args[2]}}
+	} else {
+		ups, err := ParseUpdates(stdin)
+		if err != nil {
+			say("%v", err)
+			return exitFor(req)
+		}
+		req.Updates = ups
 	}
-	req.Updates = ups
 	if env(EnvApplying) != "" {
 		return 0 // the daemon's own write of a decided transaction
 	}
-	if hookName == ReferenceTransaction && packRefsBookkeeping(ups) && ranByPackRefs(os.Getppid()) {
+	if req.Phase == Prepared && decided(env(EnvDecided)) {
+		return 0 // a ref of a push whose every ref was decided
+	}
+	if hookName == ReferenceTransaction && packRefsBookkeeping(req.Updates) && ranByPackRefs(os.Getppid()) {
 		return 0 // moves no ref value: nothing to decide (see packrefs.go)
 	}
 	if !dieWithParent() {

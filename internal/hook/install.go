@@ -11,7 +11,7 @@ import (
 )
 
 // Names of the hooks sitesync installs.
-var Installed = []string{PreReceive, ReferenceTransaction}
+var Installed = []string{PreReceive, UpdateHook, ReferenceTransaction}
 
 // WriteScripts writes hook scripts into dir that run `binary hook <name>`
 // against the daemon at socket, and returns dir. Point git at them with
@@ -37,10 +37,13 @@ func WriteScripts(dir, binary, socket string) error {
 
 // shortcut is the shell that answers, without starting sitesync, the hook
 // calls that need no decision: git pack-refs's bookkeeping (packrefs.go), a
-// write the daemon itself applies, and the reference-transaction phases
+// write the daemon itself applies, the reference-transaction phases
 // after the decision ("committed", "aborted"), whose exit status git
-// ignores. Each sitesync start costs a few milliseconds on every push, and
-// pack-refs runs the hook twice per ref it prunes.
+// ignores, and the "prepared" and "update" calls of a push whose every ref
+// was decided (EnvDecided): git runs them once per ref of a non-atomic
+// push. "update" decides only for a non-atomic push sitesync runs
+// (EnvTxn). Each sitesync start costs a few milliseconds, and pack-refs
+// runs the hook twice per ref it prunes.
 //
 // pack-refs is recognised by its command line, /proc/$PPID/cmdline (git
 // execs the script, so $PPID is git), which the shell's read builtin takes
@@ -59,9 +62,17 @@ func shortcut(name string) string {
 			"gitpack-refs|gitpack-refs--all|gitpack-refs--all--prune|*/gitpack-refs|*/gitpack-refs--all|*/gitpack-refs--all--prune) " +
 			"read -r comm 2>/dev/null </proc/$PPID/comm; if [ \"$comm\" = git ]; then exit 0; fi ;; esac\n"
 	}
+	if name == UpdateHook {
+		// Only a non-atomic push sitesync runs decides here, and only
+		// until every one of its refs was decided.
+		s += "if [ -z \"$" + EnvTxn + "\" ]; then exit 0; fi\n"
+		s += "if [ -n \"$" + EnvDecided + "\" ] && [ -e \"$" + EnvDecided + "\" ]; then exit 0; fi\n"
+		return s
+	}
 	s += "if [ -n \"$" + EnvApplying + "\" ]; then cat >/dev/null; exit 0; fi\n"
 	if name == ReferenceTransaction {
 		s += "case \"$1\" in " + Committed + "|" + Aborted + ") cat >/dev/null; exit 0 ;; esac\n"
+		s += "if [ -n \"$" + EnvDecided + "\" ] && [ -e \"$" + EnvDecided + "\" ]; then cat >/dev/null; exit 0; fi\n"
 	}
 	return s
 }

@@ -116,6 +116,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		Endpoints: cfg.RefDB.Endpoints,
 		Prefix:    cfg.RefDB.Prefix,
 		Ignore:    cfg.RefDB.Ignore,
+		MaxTxnOps: cfg.RefDB.MaxTxnOps,
 	}.Defaults(), log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("refdb: %w", err)
@@ -230,6 +231,10 @@ func (s *Site) URL() string { return s.cfg.HTTP.URL }
 // Coord is the site's replication coordinator (benchmarks and tests drive
 // its write API without HTTP).
 func (s *Site) Coord() *coord.Coordinator { return s.coord }
+
+// RefDB is the site's refdb store (tests: an embedded store is shared by
+// the sites of a Local cluster).
+func (s *Site) RefDB() refdb.Store { return s.store }
 
 // Name is the site's name.
 func (s *Site) Name() string { return s.cfg.Site.Name }

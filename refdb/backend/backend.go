@@ -35,7 +35,7 @@ func Open(ctx context.Context, cfg refdb.Config, log *slog.Logger, reg prometheu
 		defer cancel()
 		s, err = tikv.Open(ctx, cfg.Endpoints, tikv.Options{Prefix: cfg.Prefix, Log: log})
 	case refdb.BackendEtcd:
-		s, err = etcd.Open(ctx, cfg.Endpoints, etcd.Options{Prefix: cfg.Prefix, Log: log, DialTimeout: cfg.DialTimeout})
+		s, err = etcd.Open(ctx, cfg.Endpoints, etcd.Options{Prefix: cfg.Prefix, Log: log, DialTimeout: cfg.DialTimeout, MaxTxnOps: cfg.MaxTxnOps})
 	case refdb.BackendEmbedded:
 		s, err = embedded.Open(cfg.Endpoints[0], tikv.Options{Prefix: cfg.Prefix, Log: log})
 	case refdb.BackendNone:

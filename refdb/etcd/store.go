@@ -20,7 +20,7 @@ import (
 var _ refdb.Store = (*Store)(nil)
 
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
-const DefaultMaxTxnOps = 128
+const DefaultMaxTxnOps = refdb.DefaultMaxTxnOps
 
 // listPage is how many keys one List request fetches: pages keep responses
 // well under gRPC's message limits for projects with millions of refs.
@@ -95,6 +95,10 @@ func New(cli *clientv3.Client, opts Options) *Store {
 		maxOps: opts.MaxTxnOps,
 	}
 }
+
+// MaxBatch implements refdb.BatchLimiter: the server's --max-txn-ops, as
+// configured (Options.MaxTxnOps).
+func (s *Store) MaxBatch() int { return s.maxOps }
 
 // Close implements refdb.Store.
 func (s *Store) Close() error {
@@ -188,7 +192,7 @@ func (s *Store) CAS(ctx context.Context, project string, b refdb.Batch) ([]refdb
 		return nil, err
 	}
 	if len(b.Updates) > s.maxOps {
-		return nil, fmt.Errorf("%w: batch of %d refs exceeds etcd's max-txn-ops (%d)", refdb.ErrInvalid, len(b.Updates), s.maxOps)
+		return nil, fmt.Errorf("%w: batch of %d refs exceeds etcd's max-txn-ops (%d, refdb.max_txn_ops)", refdb.ErrInvalid, len(b.Updates), s.maxOps)
 	}
 	if s.closed.Load() {
 		return nil, refdb.ErrClosed

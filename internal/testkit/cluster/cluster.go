@@ -43,6 +43,9 @@ type Options struct {
 	// "none" (refdb.backend none, which the config schema accepts only for a
 	// single site unless Config sets another backend).
 	Refdb string
+	// EtcdArgs are more flags for the etcd server (e.g. "--max-txn-ops",
+	// "10000"); its defaults otherwise.
+	EtcdArgs []string
 	// Link, if set, puts every site-to-site path and each site's refdb path
 	// through bench/link relays with this profile in each direction (see
 	// the package doc). nil: direct loopback, no relays.
@@ -195,7 +198,7 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 
 	if opts.Refdb == "etcd" {
-		if c.etcd, err = etcdtest.StartProcess(ctx, filepath.Join(c.dir, "etcd")); err != nil {
+		if c.etcd, err = etcdtest.StartProcess(ctx, filepath.Join(c.dir, "etcd"), opts.EtcdArgs...); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}

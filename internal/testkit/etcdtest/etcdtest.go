@@ -93,8 +93,9 @@ func Start(tb testing.TB) *Server {
 
 // StartProcess starts etcd with its data under dir ("" = a new temporary
 // directory, removed by Close) and waits until it answers or ctx ends. ctx
-// bounds the start only; the process runs until Kill or Close.
-func StartProcess(ctx context.Context, dir string) (*Server, error) {
+// bounds the start only; the process runs until Kill or Close. extra are
+// more server flags (e.g. "--max-txn-ops", "10000").
+func StartProcess(ctx context.Context, dir string, extra ...string) (*Server, error) {
 	temp := ""
 	if dir == "" {
 		d, err := os.MkdirTemp("", "etcdtest-")
@@ -111,6 +112,7 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	s.tempDir = temp
+	s.args = append(s.args, extra...)
 	if err := s.start(ctx); err != nil {
 		_ = s.Close()
 		return nil, err

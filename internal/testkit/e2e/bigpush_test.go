@@ -1,0 +1,105 @@
+package e2e_test
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sitesync/sitesync/internal/testkit/cluster"
+	"github.com/sitesync/sitesync/internal/testkit/gittest"
+)
+
+var corpusBundle = flag.String("corpus", "", "a git bundle of a real Gerrit repository (e.g. ../../../../shared/corpus/plugins_high-availability.bundle): TestLargePush pushes it instead of a generated repository")
+
+// largeRefs is how many patch-set refs the generated repository of
+// TestLargePush has besides its branches: well over etcd's default
+// --max-txn-ops (128), so that a push of them spans several refdb
+// transactions.
+const largeRefs = 300
+
+// largeSource is the repository TestLargePush mirrors: the -corpus bundle
+// when given, else a generated one with largeRefs patch-set refs.
+func largeSource(tb testing.TB, env *gittest.GitEnv) string {
+	tb.Helper()
+	if *corpusBundle != "" {
+		bundle, err := filepath.Abs(*corpusBundle)
+		require.NoError(tb, err)
+		_, err = os.Stat(bundle)
+		require.NoError(tb, err, "-corpus")
+		dir := filepath.Join(tb.TempDir(), "corpus.git")
+		env.Run(tb, "", "clone", "--quiet", "--mirror", bundle, dir)
+		return dir
+	}
+	src := gittest.Generate(tb, env, gittest.Shape{Commits: 30, Branches: 8, Tags: 3})
+	commits := strings.Fields(env.Run(tb, src, "rev-list", "--all"))
+	var in strings.Builder
+	for i := 1; i <= largeRefs; i++ {
+		fmt.Fprintf(&in, "create refs/changes/%02d/%d/1 %s\n", i%100, i, commits[i%len(commits)])
+	}
+	env.RunInput(tb, src, []byte(in.String()), "update-ref", "--stdin")
+	return src
+}
+
+// mirror runs git push --mirror (and extra flags) from src to url.
+func mirror(env *gittest.GitEnv, src, url string, extra ...string) (string, error) {
+	return gitCmd(env, src, append(append([]string{"push", "--porcelain", "--mirror"}, extra...), url)...)
+}
+
+// TestLargePush: a push of more refs than etcd takes in one transaction
+// (its default --max-txn-ops, 128). Without --atomic it is decided in
+// batches and every site ends with every ref; with --atomic it is refused
+// up front, naming the limit and the remedy, and the refdb is untouched;
+// with the servers' limit raised and refdb.max_txn_ops raised to match,
+// the atomic push goes through as one transaction.
+func TestLargePush(t *testing.T) {
+	requireGit(t)
+	env := gittest.Env(t)
+	src := largeSource(t, env)
+	want := env.Refs(t, src)
+	t.Logf("source: %d refs", len(want))
+
+	t.Run("default limit", func(t *testing.T) {
+		c := startCluster(t, cluster.Options{Sites: 3, Mode: "quorum", Acks: 2})
+		a := c.Site("a")
+		createProject(t, a, project)
+		etcd := etcdClient(t, c)
+
+		out, err := mirror(env, src, a.GitURL(project), "--atomic")
+		require.Error(t, err, "an atomic push of %d refs with etcd's default limit:\n%s", len(want), out)
+		require.Contains(t, out, "the refdb decides at most 128 refs in one transaction", out)
+		require.Contains(t, out, "push without --atomic", out)
+		require.Empty(t, refdbValues(t, etcd, project), "a refused push left records in the refdb")
+
+		start := time.Now()
+		out, err = mirror(env, src, a.GitURL(project))
+		require.NoError(t, err, "git push --mirror:\n%s", tail(out, 30))
+		t.Logf("non-atomic push of %d refs: %v", len(want), time.Since(start).Round(time.Millisecond))
+		waitRefs(t, env, project, want, c.Sites()...)
+		require.True(t, maps.Equal(want, refdbValues(t, etcd, project)), "the refdb does not hold the pushed refs")
+	})
+
+	t.Run("raised limit", func(t *testing.T) {
+		const limit = 20000
+		c := startCluster(t, cluster.Options{
+			Sites: 3, Mode: "quorum", Acks: 2,
+			EtcdArgs: []string{"--max-txn-ops", fmt.Sprint(limit), "--max-request-bytes", fmt.Sprint(32 << 20)},
+			Config: func(_ string, cfg map[string]any) {
+				cfg["refdb"].(map[string]any)["max_txn_ops"] = limit
+			},
+		})
+		a := c.Site("a")
+		createProject(t, a, project)
+		start := time.Now()
+		out, err := mirror(env, src, a.GitURL(project), "--atomic")
+		require.NoError(t, err, "git push --atomic --mirror:\n%s", tail(out, 30))
+		t.Logf("atomic push of %d refs: %v", len(want), time.Since(start).Round(time.Millisecond))
+		waitRefs(t, env, project, want, c.Sites()...)
+	})
+}
