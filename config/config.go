@@ -32,6 +32,7 @@ type Config struct {
 	RefDB       RefDB       `mapstructure:"refdb"`
 	Replication Replication `mapstructure:"replication"`
 	Shard       Shard       `mapstructure:"shard"`
+	Projects    Projects    `mapstructure:"projects"`
 	NoteDB      NoteDB      `mapstructure:"notedb"`
 
 	// compiled is filled by Validate; the accessors need it.
@@ -95,6 +96,16 @@ type RefDB struct {
 	// --max-request-bytes, about 200 bytes a ref).
 	MaxTxnOps int `mapstructure:"max_txn_ops"`
 }
+
+// Projects are defaults for projects created here.
+type Projects struct {
+	// DefaultHead is the branch HEAD of a new project points at when its
+	// creation names none (PUT /api/v1/projects/{name} without "head").
+	DefaultHead string `mapstructure:"default_head"`
+}
+
+// DefaultHead is the default projects.default_head.
+const DefaultHead = "refs/heads/main"
 
 // Mode is a replication ack rule.
 type Mode string
@@ -181,6 +192,7 @@ func Default() *Config {
 			MaxTxnOps: refdb.DefaultMaxTxnOps,
 		},
 		Replication: Replication{Mode: ModeQuorum, Timeout: DefaultTimeout},
+		Projects:    Projects{DefaultHead: DefaultHead},
 		NoteDB: NoteDB{
 			Refs:     append([]string(nil), DefaultNoteDBRefs...),
 			MaxBytes: 64 << 10,

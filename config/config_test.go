@@ -74,7 +74,8 @@ func TestLoadFull(t *testing.T) {
 			{Match: "tango/**", Sites: []string{"b"}},
 			{Match: "plugins/*", Sites: []string{"a", "c"}},
 		}},
-		NoteDB: NoteDB{Refs: DefaultNoteDBRefs, MaxBytes: 64 << 10},
+		NoteDB:   NoteDB{Refs: DefaultNoteDBRefs, MaxBytes: 64 << 10},
+		Projects: Projects{DefaultHead: "refs/heads/main"},
 	}
 	assert.Empty(t, Diff(&want, c), "keys that differ from the expected snapshot")
 	assert.Equal(t, []string{"a", "b", "c"}, c.Sites())

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/glob"
+	"github.com/sitesync/sitesync/refdb"
 	"github.com/sitesync/sitesync/shard"
 )
 
@@ -134,6 +135,9 @@ func (c *Config) Validate() error {
 		v.add("refdb.prefix", "%q must start with '/'", c.RefDB.Prefix)
 	case strings.ContainsFunc(c.RefDB.Prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		v.add("refdb.prefix", "%q contains spaces or control characters", c.RefDB.Prefix)
+	}
+	if h := c.Projects.DefaultHead; !strings.HasPrefix(h, "refs/heads/") || refdb.ValidateRef(h) != nil {
+		v.add("projects.default_head", "%q is not a branch (refs/heads/...)", h)
 	}
 	if c.RefDB.MaxTxnOps < 1 {
 		v.add("refdb.max_txn_ops", "%d: want at least 1 (the etcd servers' --max-txn-ops)", c.RefDB.MaxTxnOps)

@@ -116,7 +116,7 @@ func (c *Coordinator) catchUpAll(ctx context.Context) error {
 				// Newly placed here: requests go to a site that has it
 				// until the copy is complete.
 				c.project(p).setPlacing(true)
-				if _, err := c.cfg.Repos.Root().Create(ctx, p); err != nil {
+				if _, err := c.createRepo(ctx, p); err != nil {
 					return err
 				}
 				c.log.Info("copying a project placed here from a peer", "project", p, "peer", st.Name)

@@ -72,6 +72,9 @@ type Config struct {
 	// Moved). It is called on the goroutine that moved the refs, with the
 	// project's apply lock held: it must not block.
 	OnMoved func(Moved)
+	// DefaultHead is the branch HEAD of a repository created here points
+	// at (projects.default_head); "" : git's default.
+	DefaultHead string
 	// MaxPack is the longest pack stream taken from a peer (mesh.max_pack);
 	// 0: packsync.DefaultMaxPack.
 	MaxPack int64
@@ -112,6 +115,7 @@ type Coordinator struct {
 	nd       *noteDB // the NoteDb fast path (notedb.go)
 	parked   parking // refs that fail to reach the refdb's value here
 	retries  retries // backoff of outbound entries that failed to deliver
+	imports  imports // imports and copies of imported projects (import.go)
 
 	mu       sync.Mutex
 	projects map[string]*project
@@ -182,6 +186,7 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.Mesh.Handle(kind.Projects, c.handleProjects)
 	cfg.Mesh.Handle(kind.PrepareDelta, c.handlePrepareDelta)
 	cfg.Mesh.Handle(kind.CommitDelta, c.handleCommitDelta)
+	cfg.Mesh.Handle(kind.Import, c.handleImport)
 	return c, nil
 }
 
@@ -288,7 +293,7 @@ func (c *Coordinator) openForPeer(ctx context.Context, project string) (string, 
 	} else if !errors.Is(err, git.ErrNotFound) {
 		return "", err
 	}
-	if _, err := c.cfg.Repos.Root().Create(ctx, project); err != nil {
+	if _, err := c.createRepo(ctx, project); err != nil {
 		return "", err
 	}
 	r, err := c.cfg.Repos.Open(project)

@@ -46,6 +46,7 @@ func (c *Coordinator) moveRefs(ctx context.Context, p *project, repo *git.Repo, 
 	if !ev.Own {
 		c.metrics.refsApplied.Add(float64(len(gu)))
 	}
+	c.followHead(ctx, repo, ev.Moves)
 	p.notify()
 	c.announce(ev)
 	return nil

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -685,6 +686,15 @@ func (r *retries) due(txn string, now time.Time) bool {
 // Write is the local write API: move refs whose objects are already in this
 // site's repository, under the project's rule.
 func (c *Coordinator) Write(ctx context.Context, project string, ups []Update) (Result, error) {
+	if err := notReserved(ups); err != nil {
+		return Result{}, err
+	}
+	return c.write(ctx, project, ups)
+}
+
+// write is Write without the check that keeps callers out of sitesync's
+// own refs.
+func (c *Coordinator) write(ctx context.Context, project string, ups []Update) (Result, error) {
 	repo, err := c.cfg.Repos.Open(project)
 	if err != nil {
 		return Result{}, err
@@ -800,11 +810,18 @@ func (c *Coordinator) objectTypes(ctx context.Context, repo *git.Repo, ups []Upd
 }
 
 // CreateProject creates the project's repository here and at every other
-// placement site. It returns whether it was created here, and the sites
-// that could not be reached (they create it when the first write reaches
-// them).
-func (c *Coordinator) CreateProject(ctx context.Context, project string) (created bool, pending []string, err error) {
-	created, err = c.cfg.Repos.Root().Create(ctx, project)
+// placement site, HEAD at the branch head ("": Config.DefaultHead). It
+// returns whether it was created here, and the sites that could not be
+// reached (they create it when the first write reaches them). A head
+// given for a project created now is recorded as its HEAD (SetHead), so
+// that a site created later points there too.
+func (c *Coordinator) CreateProject(ctx context.Context, project, head string) (created bool, pending []string, err error) {
+	if head != "" {
+		if err := checkHead(head); err != nil {
+			return false, nil, err
+		}
+	}
+	created, err = c.cfg.Repos.Root().CreateWithHead(ctx, project, cmp.Or(head, c.cfg.DefaultHead))
 	if err != nil {
 		return false, nil, err
 	}
@@ -816,7 +833,7 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() {
-			if err := c.createAt(ctx, p, project); err != nil {
+			if err := c.createAt(ctx, p, project, head); err != nil {
 				mu.Lock()
 				pending = append(pending, p)
 				mu.Unlock()
@@ -825,6 +842,11 @@ func (c *Coordinator) CreateProject(ctx context.Context, project string) (create
 	}
 	wg.Wait()
 	sort.Strings(pending)
+	if created && head != "" {
+		if _, err := c.SetHead(ctx, project, head); err != nil {
+			return created, pending, fmt.Errorf("record HEAD %s: %w", head, err)
+		}
+	}
 	return created, pending, nil
 }
 
@@ -834,11 +856,11 @@ const createWait = 3 * time.Second
 
 // createAt creates the project at peer, retrying while the peer is not
 // connected for up to createWait.
-func (c *Coordinator) createAt(ctx context.Context, peer, project string) error {
+func (c *Coordinator) createAt(ctx context.Context, peer, project, head string) error {
 	ctx, cancel := context.WithTimeout(ctx, createWait)
 	defer cancel()
 	for {
-		_, err := c.cfg.Mesh.Request(ctx, peer, kind.Create, encode(createMsg{Project: project}))
+		_, err := c.cfg.Mesh.Request(ctx, peer, kind.Create, encode(createMsg{Project: project, Head: head}))
 		if err == nil || !errors.Is(err, transport.ErrPeerUnavailable) {
 			return err
 		}

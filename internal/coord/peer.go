@@ -205,8 +205,16 @@ func (c *Coordinator) handleCreate(ctx context.Context, from string, payload []b
 	if err := decode(payload, &m, (*createMsg).check); err != nil {
 		return nil, err
 	}
-	if _, err := c.openForPeer(ctx, m.Project); err != nil {
+	_, missing := c.cfg.Repos.Root().Existing(m.Project)
+	created := missing != nil
+	dir, err := c.openForPeer(ctx, m.Project)
+	if err != nil {
 		return nil, err
+	}
+	if created && m.Head != "" {
+		if err := git.SetHead(ctx, dir, m.Head, applying); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.catchUpProject(ctx, m.Project, []string{from}); err != nil {
 		return nil, err

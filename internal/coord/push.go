@@ -236,6 +236,9 @@ func (c *Coordinator) preReceive(ctx context.Context, w *write, ups []Update) ho
 	if err := validateWrite(ups, nil); err != nil {
 		return reject(err)
 	}
+	if err := notReserved(ups); err != nil {
+		return reject(err)
+	}
 	if err := c.tooLarge(w, ups); err != nil {
 		return reject(err)
 	}

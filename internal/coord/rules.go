@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sitesync/sitesync/internal/git"
+
 	"github.com/sitesync/sitesync/internal/journal"
 	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/refdb"
@@ -50,6 +52,17 @@ func validateWrite(ups []Update, types []string) error {
 			return fmt.Errorf("%w: object %s for %s is not in this site's repository", ErrInvalid, u.New, u.Ref)
 		case strings.HasPrefix(u.Ref, "refs/heads/") && t != "commit":
 			return fmt.Errorf("%w: %s is a branch and can only point at a commit; %s is a %s", ErrInvalid, u.Ref, u.New, t)
+		}
+	}
+	return nil
+}
+
+// notReserved refuses a client's write of sitesync's own refs
+// (git.ReservedRefs: the HEAD record), which only sitesync writes.
+func notReserved(ups []Update) error {
+	for _, u := range ups {
+		if strings.HasPrefix(u.Ref, git.ReservedRefs) {
+			return fmt.Errorf("%w: %s is sitesync's own (set HEAD with PUT /api/v1/projects/{name}/head)", ErrInvalid, u.Ref)
 		}
 	}
 	return nil

@@ -79,6 +79,7 @@ type fetchMsg struct {
 
 type createMsg struct {
 	Project string `json:"project"`
+	Head    string `json:"head,omitempty"` // the branch HEAD points at; "": the site's default
 }
 
 type projectsMsg struct {
@@ -173,7 +174,14 @@ func (m *fetchMsg) check() error {
 	return nil
 }
 
-func (m *createMsg) check() error { return git.ValidateName(m.Project) }
+func (m *createMsg) check() error {
+	if m.Head != "" {
+		if err := checkHead(m.Head); err != nil {
+			return err
+		}
+	}
+	return git.ValidateName(m.Project)
+}
 
 func (m *projectsMsg) check() error {
 	for _, p := range m.Projects {

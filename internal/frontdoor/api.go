@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,6 +45,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 			return
 		}
 		s.createProject(w, r, name)
+	case tail == "head" && s.cfg.Coord != nil:
+		if r.Method != http.MethodPut {
+			w.Header().Set("Allow", http.MethodPut)
+			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+			return
+		}
+		s.setHead(w, r, name)
 	case tail == "refs" && s.cfg.Coord != nil:
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -72,16 +80,22 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 // createProject answers PUT /api/v1/projects/{name}: 201 when the bare
 // repository was created, 200 when it existed.
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, name string) {
+	var req struct {
+		Head string `json:"head"`
+	}
+	if !readOptionalJSON(w, r, &req) {
+		return
+	}
 	var created bool
 	var pending []string
 	var err error
 	if s.cfg.Coord != nil {
-		created, pending, err = s.cfg.Coord.CreateProject(r.Context(), name)
+		created, pending, err = s.cfg.Coord.CreateProject(r.Context(), name, req.Head)
 	} else {
-		created, err = s.cfg.Repos.Root().Create(r.Context(), name)
+		created, err = s.cfg.Repos.Root().CreateWithHead(r.Context(), name, cmp.Or(req.Head, s.cfg.DefaultHead))
 	}
 	if err != nil {
-		writeJSON(w, statusOf(err), apiError{Error: err.Error()})
+		writeWriteError(w, err)
 		return
 	}
 	status := http.StatusOK

@@ -55,10 +55,19 @@ func (s *Server) writeRefs(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	res, err := s.cfg.Coord.Write(r.Context(), name, req.Updates)
+	if err != nil {
+		writeWriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, writeResponse{Txn: res.Txn, Acks: res.Acks, Versions: res.Versions})
+}
+
+// writeWriteError answers a write that failed with err: 409 naming the
+// refs that moved, 503 when the ack rule or the refdb failed, 400 for a
+// write that is wrong.
+func writeWriteError(w http.ResponseWriter, err error) {
 	var conflict *coord.ConflictError
 	switch {
-	case err == nil:
-		writeJSON(w, http.StatusOK, writeResponse{Txn: res.Txn, Acks: res.Acks, Versions: res.Versions})
 	case errors.As(err, &conflict):
 		body := conflictBody{Error: err.Error()}
 		for _, c := range conflict.Refs {

@@ -26,6 +26,9 @@ type Config struct {
 	Route func(project string) (base string, redirect bool)
 	// Coord replicates writes; nil serves the repositories locally only.
 	Coord Coordinator
+	// DefaultHead is the branch HEAD of a project created without Coord
+	// points at; "": git's default.
+	DefaultHead string
 	// Status answers GET /api/v1/status; nil: 404.
 	Status func(ctx context.Context) any
 }
@@ -35,7 +38,8 @@ type Coordinator interface {
 	BeginPush(ctx context.Context, project string, body io.Reader) (*coord.Push, error)
 	Write(ctx context.Context, project string, ups []coord.Update) (coord.Result, error)
 	WaitRef(ctx context.Context, project, ref, want string) (string, error)
-	CreateProject(ctx context.Context, project string) (created bool, pending []string, err error)
+	CreateProject(ctx context.Context, project, head string) (created bool, pending []string, err error)
+	SetHead(ctx context.Context, project, ref string) (coord.Result, error)
 }
 
 // Server routes the site's HTTP requests.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Create makes the bare repository of project under the root. It reports
@@ -14,6 +15,11 @@ import (
 // and renamed into it, so a concurrent reader never sees half a repository and
 // two concurrent creators cannot both win.
 func (r Root) Create(ctx context.Context, project string) (created bool, err error) {
+	return r.CreateWithHead(ctx, project, "")
+}
+
+// CreateWithHead is Create with HEAD pointing at head ("" : git's default).
+func (r Root) CreateWithHead(ctx context.Context, project, head string) (created bool, err error) {
 	p, err := r.Path(project)
 	if err != nil {
 		return false, err
@@ -41,6 +47,18 @@ func (r Root) Create(ctx context.Context, project string) (created bool, err err
 	// it takes from a client.
 	if err := run(ctx, tmp, nil, nil, nil, "config", "receive.fsckObjects", "true"); err != nil {
 		return false, fmt.Errorf("create %q: %w", project, err)
+	}
+	// sitesync's own refs (HeadRef) are neither shown to clients nor
+	// pushed by them.
+	for _, key := range []string{"uploadpack.hideRefs", "receive.hideRefs"} {
+		if err := run(ctx, tmp, nil, nil, nil, "config", "--add", key, strings.TrimSuffix(ReservedRefs, "/")); err != nil {
+			return false, fmt.Errorf("create %q: %w", project, err)
+		}
+	}
+	if head != "" {
+		if err := run(ctx, tmp, nil, nil, nil, "symbolic-ref", "HEAD", head); err != nil {
+			return false, fmt.Errorf("create %q: HEAD %s: %w", project, head, err)
+		}
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		if _, statErr := os.Stat(filepath.Join(p, "HEAD")); statErr == nil {

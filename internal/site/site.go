@@ -156,18 +156,19 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		fault = os.Getenv("SITESYNC_FAULT")
 	}
 	s.coord, err = coord.New(coord.Config{
-		Site:    cfg.Site.Name,
-		Repos:   s.repos,
-		Store:   s.store,
-		Mesh:    mesh,
-		Policy:  s.policy,
-		Guarded: func(ref string) bool { return s.live.Current().Guarded(ref) },
-		State:   cfg.Site.State,
-		Env:     pushEnv(socket, hooksDir),
-		Log:     log,
-		Reg:     reg,
-		Fault:   fault,
-		MaxPack: int64(cfg.Mesh.MaxPack),
+		Site:        cfg.Site.Name,
+		Repos:       s.repos,
+		Store:       s.store,
+		Mesh:        mesh,
+		Policy:      s.policy,
+		Guarded:     func(ref string) bool { return s.live.Current().Guarded(ref) },
+		State:       cfg.Site.State,
+		Env:         pushEnv(socket, hooksDir),
+		Log:         log,
+		Reg:         reg,
+		Fault:       fault,
+		MaxPack:     int64(cfg.Mesh.MaxPack),
+		DefaultHead: cfg.Projects.DefaultHead,
 		NoteDB: &coord.NoteDBConfig{
 			Match:    func(ref string) bool { return s.live.Current().NoteDBRef(ref) },
 			MaxBytes: func() int64 { return int64(s.live.Current().NoteDB.MaxBytes) },
@@ -183,6 +184,7 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 	front := frontdoor.New(frontdoor.Config{
 		Site: cfg.Site.Name, Repos: s.repos, Ready: s.ready, Extra: extra, Log: log,
 		Coord: s.coord, Status: s.status, Route: Route(live, s.rtt, s.coord.Serving),
+		DefaultHead: cfg.Projects.DefaultHead,
 	})
 	s.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // topOrder is the order of the top-level sections in a written config, the
 // order of docs/configuration.md; other keys follow, sorted.
-var topOrder = []string{"site", "http", "mesh", "refdb", "replication", "shard", "notedb"}
+var topOrder = []string{"site", "http", "mesh", "refdb", "replication", "shard", "notedb", "projects"}
 
 // plainKey is a key written without quotes.
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
