@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newCertsCmd(),
 		newStatusCmd(),
+		newImportCmd(),
 		newHookCmd(),
 		newShardCmd(),
 		newBenchCmd(),

@@ -51,6 +51,9 @@ type siteStatus struct {
 		CaughtUp       *bool `json:"caught_up"`
 		PeersBehind    *int  `json:"peers_behind"`
 	} `json:"lag"`
+	// Unimported are repositories the refdb has no record of (absent from
+	// older sites).
+	Unimported []string `json:"unimported"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -164,6 +167,9 @@ func printStatus(w io.Writer, cfg *config.Config, st *siteStatus) {
 		lag = append(lag, "unknown")
 	}
 	fmt.Fprintf(tw, "  lag\t%s\n", strings.Join(lag, ", "))
+	if len(st.Unimported) > 0 {
+		fmt.Fprintf(tw, "  unimported\t%s (sitesync import makes them replicated projects)\n", strings.Join(st.Unimported, ", "))
+	}
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nPeers\n")

@@ -447,6 +447,10 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	if err != nil {
 		return fmt.Errorf("catch up %q: %w", name, err)
 	}
+	if projectDeleted(recs) {
+		// Deleted while this site was away (delete.go).
+		return c.removeRepo(name)
+	}
 	repo, err := c.cfg.Repos.Open(name)
 	if err != nil {
 		return err
@@ -455,6 +459,7 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	if err != nil {
 		return fmt.Errorf("catch up %q: %w", name, err)
 	}
+	c.noteUnimported(name, recs, local)
 	behind := behindRefdb(recs, local, c.cfg.Guarded, p.inflightRef)
 	peers := append(slices.Clone(from), c.peersOf(c.policy(name))...)
 	peers = c.byWriter(recs, peers)

@@ -187,6 +187,7 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.Mesh.Handle(kind.PrepareDelta, c.handlePrepareDelta)
 	cfg.Mesh.Handle(kind.CommitDelta, c.handleCommitDelta)
 	cfg.Mesh.Handle(kind.Import, c.handleImport)
+	cfg.Mesh.Handle(kind.Delete, c.handleDelete)
 	return c, nil
 }
 

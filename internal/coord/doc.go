@@ -25,12 +25,16 @@
 //     refs only move forward in refdb version order (invariants 3, 6).
 //   - backoff, and parking: failures are retried with backoff and reported
 //     (Parked, /readyz) when they last (invariant 10).
+//   - seedPlan, compareRefs and reseed: an import seeds the refdb only
+//     with refs it holds no value of, and is refused when the refdb or a
+//     placement site holds another copy (importrules.go).
 //
 // The rest is the shell that reads the inputs, calls the rules and carries
 // out what they say: origin.go and push.go (a write at its origin), peer.go
 // (a peer's side), apply.go and catchup.go (moving refs to the refdb's
 // values), notedb.go (the NoteDb fast path, which batches writes but
-// follows the same rules). Every ref the coordinator moves goes through
+// follows the same rules), import.go (making a repository that exists at
+// a site a replicated project). Every ref the coordinator moves goes through
 // moveRefs (moved.go), which reports it to Config.OnMoved: the one seam
 // where refs move at a site.
 //
@@ -62,7 +66,7 @@
 // project's bookkeeping and is never held across I/O. Leaf locks, taken
 // with nothing else held or as the last of the chain, never across I/O:
 // Coordinator.mu (the project and push tables, Run's context), write.mu,
-// noteDB.mu and noteDB.inMu, parking.mu, retries.mu. Config.OnMoved is
+// noteDB.mu and noteDB.inMu, parking.mu, retries.mu, imports.mu. Config.OnMoved is
 // called with project.apply held and must not call back into the
 // coordinator or block.
 package coord

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sitesync/sitesync/internal/git"
@@ -67,11 +68,11 @@ func (c *Coordinator) SetHead(ctx context.Context, project, ref string) (Result,
 
 // Head is the branch the project's HEAD points at here.
 func (c *Coordinator) Head(project string) (string, error) {
-	repo, err := c.cfg.Repos.Open(project)
+	dir, err := c.cfg.Repos.Root().Existing(project)
 	if err != nil {
 		return "", err
 	}
-	return git.ReadHead(repo.Dir)
+	return git.ReadHead(dir)
 }
 
 // followHead points HEAD where git.HeadRef says after moves moved it. A
@@ -100,4 +101,40 @@ func (c *Coordinator) followHead(ctx context.Context, repo *git.Repo, moves []Mo
 			c.log.Error("cannot point HEAD where the project's HEAD record says", "project", repo.Project, "record", m.New, "error", err)
 		}
 	}
+}
+
+// ProjectInfo describes a project held at this site.
+type ProjectInfo struct {
+	Name      string   `json:"name"`
+	Placement []string `json:"placement"` // the sites that hold it
+	Head      string   `json:"head"`      // the branch HEAD points at here
+}
+
+// Projects describes every project held at this site, by name.
+func (c *Coordinator) Projects() ([]ProjectInfo, error) {
+	names, err := c.localProjects()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProjectInfo, 0, len(names))
+	for _, n := range names {
+		info, err := c.Project(n)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Project describes one project held at this site; git.ErrNotFound if
+// it is not.
+func (c *Coordinator) Project(name string) (ProjectInfo, error) {
+	head, err := c.Head(name)
+	if err != nil {
+		return ProjectInfo{}, err
+	}
+	sites := c.policy(name).Sites
+	slices.Sort(sites)
+	return ProjectInfo{Name: name, Placement: sites, Head: head}, nil
 }

@@ -1,8 +1,8 @@
 package coord
 
 import (
-	"context"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -730,16 +730,23 @@ func (c *Coordinator) write(ctx context.Context, project string, ups []Update) (
 	if err != nil {
 		return Result{}, err
 	}
-	// Local commit: a failure here (a ref moved locally) leaves this site
-	// behind the refdb, which catch-up repairs; the write itself stands.
+	c.commitHere(ctx, p, repo, w.id, ups, res)
+	return res, nil
+}
+
+// commitHere moves the refs of a write decided at this site whose objects
+// are here (an API write, a delete). A failure (a ref moved locally)
+// leaves this site behind the refdb, which catch-up repairs; the write
+// itself stands.
+func (c *Coordinator) commitHere(ctx context.Context, p *project, repo *git.Repo, id string, ups []Update, res Result) {
+	ups = slices.DeleteFunc(slices.Clone(ups), func(u Update) bool { return res.Refused[u.Ref] != nil })
 	p.apply.Lock()
-	err = c.moveRefs(context.WithoutCancel(ctx), p, repo, Moved{Project: project, Txn: w.id, Own: true, Moves: movesOf(ups, res.Versions, c.cfg.Site)})
+	err := c.moveRefs(context.WithoutCancel(ctx), p, repo, Moved{Project: p.name, Txn: id, Own: true, Moves: movesOf(ups, res.Versions, c.cfg.Site)})
 	p.apply.Unlock()
 	if err != nil {
-		c.log.Warn("local commit of a decided write failed; catching up", "project", project, "txn", w.id, "error", err)
+		c.log.Warn("local commit of a decided write failed; catching up", "project", p.name, "txn", id, "error", err)
 		c.kickCatchUp()
 	}
-	return res, nil
 }
 
 // gitWouldTake asks git whether it would move the refs of ups here (a ref
@@ -824,6 +831,9 @@ func (c *Coordinator) CreateProject(ctx context.Context, project, head string) (
 	created, err = c.cfg.Repos.Root().CreateWithHead(ctx, project, cmp.Or(head, c.cfg.DefaultHead))
 	if err != nil {
 		return false, nil, err
+	}
+	if err := c.undelete(ctx, project); err != nil {
+		return created, nil, err
 	}
 	if err := c.catchUpProject(ctx, project, nil); err != nil {
 		return created, nil, err

@@ -42,6 +42,11 @@ func validMessages() []any {
 		&projectsMsg{Projects: []string{"a", "b/c"}},
 		&deltaVotesMsg{Votes: []deltaVote{{Txn: "a-1-x", Vote: voteYes}, {Txn: "a-1-y", Vote: voteMissing, Reason: "objects missing", Missing: []string{one}, Haves: []string{two}}}},
 		&deltaVotesMsg{MissingBases: []string{one, two}},
+		&importMsg{Project: "tango/core", Op: importCheck, Refs: 243, Digest: strings.Repeat("ab", 32)},
+		&importMsg{Project: "p", Op: importCompare, From: "refs/heads/a", To: "refs/tags/v1", Values: []refValue{{Ref: "refs/heads/a", Value: one}, {Ref: "refs/heads/b", Value: two}}},
+		&importMsg{Project: "p", Op: importCopy},
+		&importReplyMsg{State: copyIdentical, Refs: 7},
+		&importReplyMsg{State: copyCompared, Difference: Difference{Differ: 1, Missing: 2, Extra: 3, Examples: []RefDiff{{Ref: "refs/heads/a", Want: one, Got: two}, {Ref: "refs/heads/z", Want: zero, Got: one}}}},
 	}
 }
 
@@ -72,6 +77,12 @@ func decodeAs(like any, b []byte) (any, error) {
 	case *deltaVotesMsg:
 		var m deltaVotesMsg
 		return &m, decode(b, &m, (*deltaVotesMsg).check)
+	case *importMsg:
+		var m importMsg
+		return &m, decode(b, &m, (*importMsg).check)
+	case *importReplyMsg:
+		var m importReplyMsg
+		return &m, decode(b, &m, (*importReplyMsg).check)
 	}
 	panic("unknown message type")
 }
@@ -106,6 +117,13 @@ func TestWireRejects(t *testing.T) {
 		{"bad want", &fetchMsg{}, `{"project":"p","txn":"a","wants":["HEAD"]}`, "invalid object id"},
 		{"negative timeout", &prepareMsg{}, `{"txn":"a","project":"p","updates":[],"timeout_ms":-1}`, "negative timeout"},
 		{"not json", &voteMsg{}, "\x00\x01", "malformed message"},
+		{"import op", &importMsg{}, `{"project":"p","op":"merge"}`, "unknown import op"},
+		{"import digest", &importMsg{}, `{"project":"p","op":"check","digest":"XY"}`, "digest"},
+		{"import range order", &importMsg{}, `{"project":"p","op":"compare","values":[{"ref":"refs/b","value":"` + one + `"},{"ref":"refs/a","value":"` + one + `"}]}`, "out of order"},
+		{"import outside range", &importMsg{}, `{"project":"p","op":"compare","from":"refs/m","values":[{"ref":"refs/a","value":"` + one + `"}]}`, "outside the range"},
+		{"import range with copy", &importMsg{}, `{"project":"p","op":"copy","from":"refs/a"}`, "a range of refs"},
+		{"import state", &importReplyMsg{}, `{"state":"merged"}`, "unknown import state"},
+		{"import count", &importReplyMsg{}, `{"state":"compared","differ":-1}`, "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := decodeAs(tc.like, []byte(tc.in))

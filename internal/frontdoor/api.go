@@ -2,24 +2,31 @@ package frontdoor
 
 import (
 	"cmp"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 const projectsPrefix = "/api/v1/projects/"
 
 // serveAPI routes /api/v1. Project names arrive URL-escaped as one path
-// segment (tango%2Fcore), so routing works on the escaped path.
+// segment (tango%2Fcore) or with their slashes as they are (tango/core):
+// splitProject tells the name from what follows it.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	escaped := r.URL.EscapedPath()
 	if escaped == "/api/v1/status" && s.cfg.Status != nil {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+		if !allow(w, r, http.MethodGet) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.cfg.Status(r.Context()))
+		return
+	}
+	if escaped == strings.TrimSuffix(projectsPrefix, "/") || escaped == projectsPrefix {
+		if allow(w, r, http.MethodGet) {
+			s.listProjects(w, r)
+		}
 		return
 	}
 	if !strings.HasPrefix(escaped, projectsPrefix) {
@@ -27,10 +34,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 		return
 	}
 	rest := strings.TrimPrefix(escaped, projectsPrefix)
-	segment, tail, _ := strings.Cut(rest, "/")
-	name, err := url.PathUnescape(segment)
+	name, tail, err := splitProject(rest)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "bad project name escape: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	info.project = name
@@ -39,30 +45,28 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, info *requestI
 	}
 	switch {
 	case tail == "" && !strings.HasSuffix(rest, "/"):
-		if r.Method != http.MethodPut {
-			w.Header().Set("Allow", http.MethodPut)
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
-			return
+		switch {
+		case r.Method == http.MethodGet:
+			s.getProject(w, r, name)
+		case r.Method == http.MethodDelete && s.cfg.Coord != nil:
+			s.deleteProject(w, r, name)
+		case allow(w, r, http.MethodPut, http.MethodGet, http.MethodDelete):
+			s.createProject(w, r, name)
 		}
-		s.createProject(w, r, name)
 	case tail == "head" && s.cfg.Coord != nil:
-		if r.Method != http.MethodPut {
-			w.Header().Set("Allow", http.MethodPut)
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+		if !allow(w, r, http.MethodPut) {
 			return
 		}
 		s.setHead(w, r, name)
+	case tail == "import" && s.cfg.Coord != nil:
+		s.importProject(w, r, name)
 	case tail == "refs" && s.cfg.Coord != nil:
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+		if !allow(w, r, http.MethodPost) {
 			return
 		}
 		s.writeRefs(w, r, name)
 	case strings.HasPrefix(tail, "refs/") && s.cfg.Coord != nil:
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+		if !allow(w, r, http.MethodGet) {
 			return
 		}
 		// {ref} is a full ref name, its slashes escaped or not.
@@ -108,4 +112,44 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, name stri
 		body["pending"] = pending
 	}
 	writeJSON(w, status, body)
+}
+
+// projectTails are the path segments that end a project name in an API
+// path: /api/v1/projects/{name}/{tail}. A project with a component of
+// these names must be given escaped (a%2Frefs%2Fb).
+var projectTails = []string{"refs", "head", "checksum", "import", "events"}
+
+// splitProject splits what follows /api/v1/projects/ in an escaped path
+// into the project name (unescaped) and the rest: the name runs up to the
+// first segment after its first that is one of projectTails.
+func splitProject(rest string) (name, tail string, err error) {
+	segs := strings.Split(rest, "/")
+	end := len(segs)
+	for i := 1; i < len(segs); i++ {
+		if slices.Contains(projectTails, segs[i]) {
+			end = i
+			break
+		}
+	}
+	escaped := strings.Join(segs[:end], "/")
+	tail = strings.Join(segs[end:], "/")
+	if end == len(segs) && strings.HasSuffix(rest, "/") {
+		escaped = strings.TrimSuffix(escaped, "/") // "name/": no such endpoint, as before
+	}
+	name, err = url.PathUnescape(escaped)
+	if err != nil {
+		return "", "", fmt.Errorf("bad project name escape: %v", err)
+	}
+	return name, tail, nil
+}
+
+// allow reports whether r's method is the first of methods; if not, it
+// answers 405 naming all of them.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if r.Method == methods[0] {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method " + r.Method + " not allowed"})
+	return false
 }

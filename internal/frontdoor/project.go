@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
+	"github.com/sitesync/sitesync/internal/coord"
+	"github.com/sitesync/sitesync/internal/git"
 )
 
 // maxProjectBody bounds the body of a project request: a few fields.
@@ -41,4 +44,81 @@ func (s *Server) setHead(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"project": name, "head": req.Ref, "txn": res.Txn, "acks": res.Acks})
+}
+
+// listProjects answers GET /api/v1/projects: the projects held at this
+// site, each with its placement and HEAD.
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	var infos []coord.ProjectInfo
+	if s.cfg.Coord != nil {
+		var err error
+		if infos, err = s.cfg.Coord.Projects(); err != nil {
+			writeJSON(w, statusOf(err), apiError{Error: err.Error()})
+			return
+		}
+	} else {
+		names, err := s.cfg.Repos.Root().List()
+		if err != nil {
+			writeJSON(w, statusOf(err), apiError{Error: err.Error()})
+			return
+		}
+		for _, n := range names {
+			if info, err := s.localProject(n); err == nil {
+				infos = append(infos, info)
+			}
+		}
+	}
+	if infos == nil {
+		infos = []coord.ProjectInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"site": s.cfg.Site, "projects": infos})
+}
+
+// getProject answers GET /api/v1/projects/{name}: 404 if it is not held
+// here.
+func (s *Server) getProject(w http.ResponseWriter, _ *http.Request, name string) {
+	var info coord.ProjectInfo
+	var err error
+	if s.cfg.Coord != nil {
+		info, err = s.cfg.Coord.Project(name)
+	} else {
+		info, err = s.localProject(name)
+	}
+	if err != nil {
+		writeJSON(w, statusOf(err), apiError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// localProject describes a project of a front door without a coordinator.
+func (s *Server) localProject(name string) (coord.ProjectInfo, error) {
+	dir, err := s.cfg.Repos.Root().Existing(name)
+	if err != nil {
+		return coord.ProjectInfo{}, err
+	}
+	head, err := git.ReadHead(dir)
+	if err != nil {
+		return coord.ProjectInfo{}, err
+	}
+	return coord.ProjectInfo{Name: name, Placement: []string{s.cfg.Site}, Head: head}, nil
+}
+
+// deleteProject answers DELETE /api/v1/projects/{name}: the project is
+// deleted at every placement site; 409 while writes are in flight here.
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request, name string) {
+	pending, err := s.cfg.Coord.DeleteProject(r.Context(), name)
+	switch {
+	case errors.Is(err, coord.ErrBusy):
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error()})
+	case err != nil:
+		writeWriteError(w, err)
+	default:
+		body := map[string]any{"project": name, "deleted": true, "site": s.cfg.Site}
+		if len(pending) > 0 {
+			// Those sites remove it when they next catch up with the refdb.
+			body["pending"] = pending
+		}
+		writeJSON(w, http.StatusOK, body)
+	}
 }

@@ -40,6 +40,10 @@ type Coordinator interface {
 	WaitRef(ctx context.Context, project, ref, want string) (string, error)
 	CreateProject(ctx context.Context, project, head string) (created bool, pending []string, err error)
 	SetHead(ctx context.Context, project, ref string) (coord.Result, error)
+	Projects() ([]coord.ProjectInfo, error)
+	Project(name string) (coord.ProjectInfo, error)
+	DeleteProject(ctx context.Context, project string) (pending []string, err error)
+	Import(ctx context.Context, project string) (coord.ImportResult, error)
 }
 
 // Server routes the site's HTTP requests.

@@ -78,6 +78,19 @@ func (rs *Repos) Open(project string) (*Repo, error) {
 	return r, nil
 }
 
+// Forget ends the processes of project's repository (before it is
+// removed); a later Open starts new ones.
+func (rs *Repos) Forget(project string) error {
+	rs.mu.Lock()
+	r, ok := rs.open[project]
+	delete(rs.open, project)
+	rs.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return errors.Join(r.Objects.Close(), r.Refs.Close())
+}
+
 // Close ends every process. Open fails afterwards.
 func (rs *Repos) Close() error {
 	rs.mu.Lock()

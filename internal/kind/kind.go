@@ -42,6 +42,13 @@ const (
 	PrepareDelta transport.Kind = 10
 	// CommitDelta (request): a NoteDb batch is decided (or released).
 	CommitDelta transport.Kind = 11
+	// Import (request): a repository of the sender is being imported
+	// (`sitesync import`): say what copy of it you hold, compare a range
+	// of its refs with yours, or copy it now that the refdb holds it.
+	Import transport.Kind = 12
+	// Delete (request): a project was deleted (its HEAD record is a
+	// tombstone in the refdb); remove its repository.
+	Delete transport.Kind = 13
 )
 
 // retired kinds are never reused.
@@ -50,11 +57,12 @@ var retired = map[transport.Kind]bool{8: true, 9: true}
 var names = map[transport.Kind]string{
 	Pack: "pack", Prepare: "prepare", Commit: "commit", Abort: "abort", Fetch: "fetch",
 	Create: "create", Projects: "projects", PrepareDelta: "prepare-delta", CommitDelta: "commit-delta",
+	Import: "import", Delete: "delete",
 }
 
 // All lists the kinds in use, in number order.
 func All() []transport.Kind {
-	return []transport.Kind{Pack, Prepare, Commit, Abort, Fetch, Create, Projects, PrepareDelta, CommitDelta}
+	return []transport.Kind{Pack, Prepare, Commit, Abort, Fetch, Create, Projects, PrepareDelta, CommitDelta, Import, Delete}
 }
 
 // Name is k's name for logs and metrics ("kind-N" for a number not in use).

@@ -22,6 +22,13 @@ type Status struct {
 	// value for a while, with the reason; while any is listed, /readyz
 	// answers 503. Catch-up keeps retrying them.
 	Parked []coord.Parked `json:"parked"`
+	// Unimported lists the repositories here with refs the refdb has no
+	// record of (they existed before sitesync): `sitesync import` makes
+	// them replicated projects.
+	Unimported []string `json:"unimported"`
+	// Importing lists the imports, and copies of imported projects, in
+	// progress here.
+	Importing []coord.ImportProgress `json:"importing,omitempty"`
 }
 
 // PeerStatus is one peer as this site sees it.
@@ -69,6 +76,8 @@ func (s *Site) status(ctx context.Context) any {
 	if st.Parked == nil {
 		st.Parked = []coord.Parked{}
 	}
+	st.Unimported = s.coord.Unimported()
+	st.Importing = s.coord.Imports()
 	now := time.Now()
 	if s.mesh != nil {
 		st.Instance = s.mesh.InstanceID().String()

@@ -41,6 +41,11 @@
 //     reported ok when the refdb took it, while catch-ups run at the origin)
 //     and TestSupersededPrepareCommits (a prepared write superseded in the
 //     refdb is committed, not left in the journal).
+//   - TestImport: `sitesync import` (the real command) makes a repository
+//     that exists at one site a replicated project: the refdb is seeded in
+//     several etcd transactions, the other sites copy it, every site takes
+//     pushes; different repositories of one name at two sites are refused,
+//     naming both, and neither copy nor the refdb changes.
 //   - BenchmarkPushAck: push-to-acknowledged latency of a one-commit push in
 //     each mode, and without replication.
 //
