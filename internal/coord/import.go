@@ -363,6 +363,12 @@ func (c *Coordinator) Import(ctx context.Context, project string) (ImportResult,
 
 	c.imports.phase(project, "placement sites copying", len(peers), 0)
 	res.Peers = c.copyAt(ctx, project, peers)
+	// HEAD as it is here, at every placement site (head.go).
+	if head, err := git.ReadHead(repo.Dir); err != nil {
+		c.log.Warn("an imported project's HEAD is not a branch; set it with PUT …/head", "project", project, "error", err)
+	} else if _, err := c.SetHead(ctx, project, head); err != nil {
+		c.log.Warn("an imported project's HEAD was not recorded; set it with PUT …/head", "project", project, "head", head, "error", err)
+	}
 	return res, nil
 }
 

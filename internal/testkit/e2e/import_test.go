@@ -97,7 +97,16 @@ func TestImport(t *testing.T) {
 		require.Contains(t, out, fmt.Sprintf("%s: imported %d refs (%d new in the refdb); b: copied", project, len(want), len(want)))
 		require.Contains(t, out, "c: copied")
 
+		// The import records HEAD as it is at a, for every site.
+		atA, err := siteRefs(env, a, project)
+		require.NoError(t, err)
+		headRecord := atA["refs/sitesync/head"]
+		require.NotEmpty(t, headRecord, "the import did not record HEAD")
+		want["refs/sitesync/head"] = headRecord
 		waitRefs(t, env, project, want, c.Sites()...)
+		for _, s := range c.Sites() {
+			require.Equal(t, "refs/heads/main", headOf(s, project), "HEAD at %s", s.Name)
+		}
 		etcd := etcdClient(t, c)
 		require.True(t, maps.Equal(want, refdbValues(t, etcd, project)), "the refdb does not hold the imported refs")
 		require.Contains(t, sinceStart(a), "seeding the refdb", "progress of a seeding of several transactions")
@@ -106,14 +115,16 @@ func TestImport(t *testing.T) {
 		// Importing again changes nothing and says so.
 		out, code = runImport(t, c, a, project)
 		require.Equal(t, 0, code, out)
-		require.Contains(t, out, fmt.Sprintf("imported %d refs (0 new in the refdb); b: copied (had the same refs), c: copied (had the same refs)", len(want)))
+		require.Contains(t, out, fmt.Sprintf("imported %d refs (0 new in the refdb); b: copied (had the same refs), c: copied (had the same refs)", len(want)-1))
 
 		// A replicated project: pushes at every site go through.
 		for _, s := range c.Sites() {
 			gittest.AddCommits(t, env, src, "main", 1)
 			mustPush(t, env, src, s.GitURL(project), "main")
 		}
-		waitRefs(t, env, project, env.Refs(t, src), c.Sites()...)
+		want = env.Refs(t, src)
+		want["refs/sitesync/head"] = headRecord
+		waitRefs(t, env, project, want, c.Sites()...)
 	})
 
 	t.Run("different copies", func(t *testing.T) {
