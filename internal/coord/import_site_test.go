@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sitesync/sitesync/internal/coord"
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/site"
 	"github.com/sitesync/sitesync/internal/testkit/gittest"
@@ -97,6 +99,7 @@ func TestImport(t *testing.T) {
 		for _, s := range []string{"b", "c"} {
 			require.Contains(t, []string{"none", "empty"}, res.Found[s], body)
 		}
+		want = withHead(want)
 		requireConverged(t, e, l, project, want)
 		recs, err := a.RefDB().List(ctx, project)
 		require.NoError(t, err)
@@ -116,7 +119,7 @@ func TestImport(t *testing.T) {
 		// The project is replicated: a push to a peer goes through.
 		gittest.AddCommits(t, e, src, "main", 1)
 		e.Run(t, src, "push", "--quiet", b.URL()+"/"+project+".git", "main")
-		requireConverged(t, e, l, project, e.Refs(t, src))
+		requireConverged(t, e, l, project, withHead(e.Refs(t, src)))
 	})
 
 	t.Run("a peer holds a different copy", func(t *testing.T) {
@@ -164,7 +167,7 @@ func TestImport(t *testing.T) {
 		require.Equal(t, "partial", res.Found["c"])
 		require.Equal(t, "copied", res.Peers["c"])
 		require.Equal(t, len(want), res.Seeded)
-		requireConverged(t, e, l, project, want)
+		requireConverged(t, e, l, project, withHead(want))
 	})
 
 	t.Run("an incomplete repository", func(t *testing.T) {
@@ -212,4 +215,12 @@ func TestImport(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, recs, 1, "the refused import wrote to the refdb")
 	})
+}
+
+// withHead is want with the HEAD record an import writes for a repository
+// whose HEAD is main.
+func withHead(want map[string]string) map[string]string {
+	out := maps.Clone(want)
+	out[git.HeadRef] = gittest.HashObject("blob", git.HeadBlob("refs/heads/main"))
+	return out
 }
