@@ -353,9 +353,14 @@ func (c *Coordinator) cas(ctx context.Context, w *write, ups []Update) (vs []Ver
 				refused[r.Ref] = &ConflictError{Project: w.project, Refs: []refdb.RefConflict{r}}
 			}
 			todo = slices.DeleteFunc(todo, func(u refdb.Update) bool { return bad[u.Ref] })
+		case len(vs) == 0:
+			// Nothing decided yet and the refdb cannot decide (or the
+			// batch is wrong): the write fails whole, saying why (an
+			// unknown outcome must not read as a refusal).
+			return nil, nil, err
 		default:
-			// The refdb cannot decide (or the batch is wrong): what is
-			// left is refused with that reason, not tried batch by batch.
+			// The same after some batches were decided: what is left is
+			// refused with that reason, not tried batch by batch.
 			for _, u := range todo {
 				refused[u.Ref] = err
 			}

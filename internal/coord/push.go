@@ -194,8 +194,14 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 	case req.Hook == hook.UpdateHook:
 		// A non-atomic push is decided at its first ref's "update" call:
 		// git then refuses just the refs the refdb did not take (a
-		// refusing reference-transaction hook would make it die).
-		return c.verdict(ctx, w, ups)
+		// refusing reference-transaction hook would make it die). A
+		// push that failed whole is refused at "prepared" instead: git
+		// dies there, and the front door answers every ref with the
+		// reason (Rejection), which git's "hook declined" would hide.
+		if r := c.verdict(ctx, w, ups); !r.OK && w.err == nil {
+			return r
+		}
+		return hook.Response{OK: true}
 	case req.Phase != hook.Prepared:
 		// committed/aborted: git ignores the answer (the hook scripts
 		// answer them without asking); readers are woken when the push ends.
@@ -315,5 +321,9 @@ func containsUpdate(ups []Update, u Update) bool {
 func reject(err error) hook.Response {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, ErrInvalid.Error()+": ")
+	if errors.Is(err, ErrUnavailable) {
+		// The refdb may yet have taken it: not a refusal.
+		return hook.Response{Lines: []string{"sitesync: not confirmed, it may still take effect (fetch to see): " + msg}}
+	}
 	return hook.Response{Lines: []string{"sitesync: rejected: " + msg}}
 }

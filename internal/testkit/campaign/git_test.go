@@ -58,6 +58,7 @@ func TestOutcome(t *testing.T) {
 		{"no quorum", line('!', "[remote rejected] (sitesync: rejected: quorum not reached: 1 of 2 required sites answered within 3s)"), Refused},
 		{"client's own non-fast-forward", line('!', "[rejected] (non-fast-forward)"), Refused},
 		{"refdb unavailable", line('!', "[remote rejected] (sitesync: rejected: refdb unavailable: cas in \"p\": commit: context deadline exceeded)"), Unknown},
+		{"not confirmed", line('!', "[remote rejected] (sitesync: not confirmed, it may still take effect (fetch to see): refdb unavailable: cas in \"p\": commit: context deadline exceeded)"), Unknown},
 		{"remote failure", line('!', "[remote failure] (remote failed to report status)"), Unknown},
 	}
 	for _, tt := range pushes {

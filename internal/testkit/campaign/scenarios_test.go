@@ -13,10 +13,9 @@ import (
 // delicate to leave to the seeds' chance. Each is checked like any
 // schedule: every invariant, convergence, fsck, empty journals.
 //
-// Up to now the campaign has found no violation (long seeds 1-25 of the
-// first generator, 1-62 of this one; see the package doc to run more).
-// When it does, add the seed here as a named scenario with what it found,
-// and leave it failing until the daemon is fixed: do not skip it.
+// When the campaign finds a violation, add the seed here as a named
+// scenario with what it found, and leave it failing until the daemon is
+// fixed: do not skip it.
 var scenarios = []struct {
 	name string
 	why  string
@@ -40,6 +39,17 @@ var scenarios = []struct {
 			},
 			Faults: []campaign.Fault{{Kind: campaign.PartitionSite, Site: "a", AtOp: 1, For: campaign.OutageMin + 2*time.Second}},
 		},
+	},
+	{
+		name: "NonAtomicPushWhileRefdbPaused",
+		why: "Long seed 215, found on the commit that decided a non-atomic push ref by ref at git's " +
+			"'update' hook: etcd is paused for 12.7 s while a push to refs/heads/b3 at a waits for its " +
+			"compare-and-set; a gives up after its refdb timeout and refused the ref, which git reports " +
+			"as '[remote rejected] (hook declined)' — a definite refusal — yet etcd applied the " +
+			"compare-and-set when it resumed (refused-but-decided). A write whose outcome is unknown " +
+			"must say so ('refdb unavailable', the whole push refused at 'prepared', where git dies and " +
+			"the front door answers every ref with the reason).",
+		plan: campaign.Generate(215, campaign.Long),
 	},
 }
 
