@@ -11,27 +11,7 @@ import (
 // mirror's refs/remotes/origin/HEAD): the refs that hold an object name of
 // their own, which is what a ref database can guard.
 func ListDirectRefs(ctx context.Context, dir string) (map[string]string, error) {
-	// Ref names hold no space (check-ref-format), so the three fields
-	// split on the first two; %(symref) is empty for a direct ref.
-	out, err := output(ctx, dir, "for-each-ref", "--format=%(objectname) %(refname) %(symref)")
-	if err != nil {
-		return nil, err
-	}
-	refs := make(map[string]string)
-	for _, line := range bytes.Split(out, []byte{'\n'}) {
-		if len(line) == 0 {
-			continue
-		}
-		f := bytes.SplitN(line, []byte{' '}, 3)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("git for-each-ref: unexpected line %q", line)
-		}
-		if len(f[2]) > 0 {
-			continue
-		}
-		refs[string(f[1])] = string(f[0])
-	}
-	return refs, nil
+	return forEachRef(ctx, dir, "", true)
 }
 
 // CheckComplete makes sure every object reachable from tips is in the

@@ -107,7 +107,14 @@ func (rs *Repos) Close() error {
 // ListRefs returns every ref of the repository at dir under prefix (all refs
 // when prefix is empty) with the object it points at.
 func ListRefs(ctx context.Context, dir, prefix string) (map[string]string, error) {
-	args := []string{"for-each-ref", "--format=%(objectname) %(refname)"}
+	return forEachRef(ctx, dir, prefix, false)
+}
+
+// forEachRef is ListRefs, without the symbolic refs when direct is set.
+func forEachRef(ctx context.Context, dir, prefix string, direct bool) (map[string]string, error) {
+	// Ref names hold no space (check-ref-format), so the three fields
+	// split on the first two; %(symref) is empty for a direct ref.
+	args := []string{"for-each-ref", "--format=%(objectname) %(refname) %(symref)"}
 	if prefix != "" {
 		args = append(args, prefix)
 	}
@@ -120,11 +127,14 @@ func ListRefs(ctx context.Context, dir, prefix string) (map[string]string, error
 		if len(line) == 0 {
 			continue
 		}
-		id, name, ok := bytes.Cut(line, []byte{' '})
-		if !ok {
+		f := bytes.SplitN(line, []byte{' '}, 3)
+		if len(f) != 3 {
 			return nil, fmt.Errorf("git for-each-ref: unexpected line %q", line)
 		}
-		refs[string(name)] = string(id)
+		if direct && len(f[2]) > 0 {
+			continue
+		}
+		refs[string(f[1])] = string(f[0])
 	}
 	return refs, nil
 }
