@@ -59,8 +59,10 @@ type Config struct {
 	Guarded func(ref string) bool       // refs the refdb guards; nil: all
 	State   string                      // directory for the journals
 	// Env is added to the git processes that run a push (the hooks'
-	// socket and configuration).
-	Env []string
+	// socket and configuration); PerRefEnv instead to those of a
+	// non-atomic push (its hooks decide at git's "update"), when set.
+	Env       []string
+	PerRefEnv []string
 	Log *slog.Logger
 	Reg prometheus.Registerer
 	// Fault names a test-only crash point; "" in production. See faults.go.

@@ -44,12 +44,17 @@ func (c *Coordinator) BeginPush(ctx context.Context, project string, body io.Rea
 		return nil, err
 	}
 	w := &write{id: txn.New(c.cfg.Site, time.Now()), project: project, policy: c.policy(project), dir: repo.Dir, push: true}
-	p := &Push{c: c, w: w, Env: append([]string{hook.EnvTxn + "=" + w.id, hook.EnvDecided + "=" + c.decidedMarker(w.id)}, c.cfg.Env...)}
+	p := &Push{c: c, w: w}
 	br := bufio.NewReaderSize(body, 64<<10)
 	parsed, err := packsync.ParsePush(br)
 	p.parsed = parsed
 	// git's own rule: a push is atomic only when the client asks.
 	w.perRef = !slices.Contains(parsed.Caps, "atomic")
+	env := c.cfg.Env
+	if w.perRef && c.cfg.PerRefEnv != nil {
+		env = c.cfg.PerRefEnv
+	}
+	p.Env = append([]string{hook.EnvTxn + "=" + w.id, hook.EnvDecided + "=" + c.decidedMarker(w.id)}, env...)
 	head := bytes.NewReader(parsed.Head)
 	peers := c.peersOf(w.policy)
 	switch {

@@ -18,10 +18,33 @@ var Installed = []string{PreReceive, UpdateHook, ReferenceTransaction}
 // core.hooksPath. Each script is written to a temporary file and renamed,
 // so git never runs half a script.
 func WriteScripts(dir, binary, socket string) error {
+	return writeScripts(dir, Installed, binary, socket)
+}
+
+// Hook sets for the pushes the daemon runs itself (WritePushScripts): an
+// atomic push is decided at reference-transaction "prepared", a
+// non-atomic one at "update". Each set leaves out the hook its pushes do
+// not need, which git would otherwise start once or twice per ref.
+var (
+	AtomicPushHooks = []string{PreReceive, ReferenceTransaction}
+	PerRefPushHooks = []string{PreReceive, UpdateHook}
+)
+
+// WritePushScripts writes the hook sets of the daemon's own pushes into
+// dir/atomic and dir/per-ref, for core.hooksPath of its receive-packs.
+func WritePushScripts(dir, binary, socket string) (atomic, perRef string, err error) {
+	atomic, perRef = filepath.Join(dir, "atomic"), filepath.Join(dir, "per-ref")
+	if err := writeScripts(atomic, AtomicPushHooks, binary, socket); err != nil {
+		return "", "", err
+	}
+	return atomic, perRef, writeScripts(perRef, PerRefPushHooks, binary, socket)
+}
+
+func writeScripts(dir string, names []string, binary, socket string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("hook scripts: %w", err)
 	}
-	for _, name := range Installed {
+	for _, name := range names {
 		script := fmt.Sprintf("#!/bin/sh\n# Written by sitesync: hands git's %s hook to the sitesync daemon.\n%s%s=${%s:-%s} exec %s hook %s \"$@\"\n",
 			name, shortcut(name), EnvSocket, EnvSocket, shellQuote(socket), shellQuote(binary), name)
 		tmp := filepath.Join(dir, "."+name+".tmp")

@@ -151,6 +151,10 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 	if err := hook.WriteScripts(hooksDir, binary, socket); err != nil {
 		return nil, err
 	}
+	atomicHooks, perRefHooks, err := hook.WritePushScripts(filepath.Join(cfg.Site.State, "push-hooks"), binary, socket)
+	if err != nil {
+		return nil, err
+	}
 	fault := opts.Fault
 	if fault == "" {
 		fault = os.Getenv("SITESYNC_FAULT")
@@ -163,7 +167,8 @@ func New(ctx context.Context, live *config.Live, opts Options) (_ *Site, err err
 		Policy:      s.policy,
 		Guarded:     func(ref string) bool { return s.live.Current().Guarded(ref) },
 		State:       cfg.Site.State,
-		Env:         pushEnv(socket, hooksDir),
+		Env:         pushEnv(socket, atomicHooks),
+		PerRefEnv:   pushEnv(socket, perRefHooks),
 		Log:         log,
 		Reg:         reg,
 		Fault:       fault,

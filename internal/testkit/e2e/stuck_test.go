@@ -63,12 +63,13 @@ func TestKilledPushLeavesNoLock(t *testing.T) {
 	waitRefs(t, env, project, env.Refs(t, src), c.Sites()...)
 
 	// b and c cut off: a's push of x waits for a vote that cannot come,
-	// with x locked by git receive-pack at a.
+	// with x locked by git receive-pack at a (an atomic push is decided
+	// under git's ref locks; a non-atomic one before them, at "update").
 	c.Partition("b", true)
 	c.Partition("c", true)
 	gittest.AddCommits(t, env, src, "x", 1)
 	start := time.Now()
-	client := startGit(t, env, src, "push", "--porcelain", a.GitURL(project), "x")
+	client := startGit(t, env, src, "push", "--porcelain", "--atomic", a.GitURL(project), "x")
 	xLock := filepath.Join(repoDir(a, project), "refs", "heads", "x.lock")
 	require.True(t, poll(30*time.Second, func() bool {
 		_, err := os.Stat(xLock)
