@@ -2,12 +2,17 @@ package coord_test
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sitesync/sitesync/internal/git"
 	"github.com/sitesync/sitesync/internal/refmove"
 	"github.com/sitesync/sitesync/internal/site"
 	"github.com/sitesync/sitesync/internal/testkit/gittest"
@@ -90,4 +95,51 @@ func TestNonAtomicPushDecidesEachRef(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return e.Refs(t, repoDir(l, a, project))["refs/heads/z"] == base },
 		10*time.Second, 50*time.Millisecond, "a did not catch up with the ref its push lost")
+}
+
+// TestLargePushEmbedded: a mirror push of the -corpus bundle (opt-in; e.g.
+// -corpus /work/shared/corpus/plugins_high-availability.bundle) to a
+// 3-site quorum cluster on the embedded refdb (the TiKV client's own
+// store), non-atomic and atomic: exit 0, every site identical and fsck
+// clean, HEAD checked out by a clone from each site.
+func TestLargePushEmbedded(t *testing.T) {
+	corpus := flag.Lookup("corpus").Value.String() // wire_test.go's flag
+	if corpus == "" {
+		t.Skip("no -corpus given")
+	}
+	e := gittest.Env(t)
+	src := filepath.Join(t.TempDir(), "corpus.git")
+	e.Run(t, "", "clone", "--quiet", "--mirror", corpus, src)
+	want := e.Refs(t, src)
+	// The project is created with the corpus's HEAD, which sitesync
+	// records as refs/sitesync/head.
+	want[git.HeadRef] = gittest.HashObject("blob", git.HeadBlob("refs/heads/master"))
+	for _, atomic := range []bool{false, true} {
+		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
+			l := cluster(t, site.LocalOptions{Sites: 3, Mode: "quorum", Acks: 2, Timeout: time.Minute})
+			a := l.Sites[0]
+			const project = "corpus/ha"
+			req, err := http.NewRequest(http.MethodPut, a.URL()+"/api/v1/projects/"+project, strings.NewReader(`{"head":"refs/heads/master"}`))
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusCreated, resp.StatusCode)
+			args := []string{"push", "--porcelain", "--mirror"}
+			if atomic {
+				args = append(args, "--atomic")
+			}
+			start := time.Now()
+			out, err := e.Try(src, append(args, a.URL()+"/"+project+".git")...)
+			require.NoError(t, err, "git %v:\n%s", args, out)
+			t.Logf("push of %d refs (atomic %v): %v", len(want), atomic, time.Since(start).Round(time.Millisecond))
+			requireConverged(t, e, l, project, want)
+			t.Logf("every site holds it after %v", time.Since(start).Round(time.Millisecond))
+			for _, s := range l.Sites {
+				dir := filepath.Join(t.TempDir(), "clone-"+s.Name())
+				e.Run(t, "", "clone", "--quiet", s.URL()+"/"+project+".git", dir)
+				require.Equal(t, "refs/heads/master", strings.TrimSpace(e.Run(t, dir, "symbolic-ref", "HEAD")), "clone from %s", s.Name())
+			}
+		})
+	}
 }

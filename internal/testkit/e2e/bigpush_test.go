@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,25 +66,40 @@ func TestLargePush(t *testing.T) {
 	src := largeSource(t, env)
 	want := env.Refs(t, src)
 	t.Logf("source: %d refs", len(want))
+	// Each cluster's project starts with the source's HEAD, which
+	// sitesync records as refs/sitesync/head.
+	head := strings.TrimSpace(env.Run(t, src, "symbolic-ref", "HEAD"))
+	want["refs/sitesync/head"] = strings.TrimSpace(env.RunInput(t, src, []byte("ref: "+head+"\n"), "hash-object", "--stdin"))
+	create := func(s *cluster.Site) {
+		code, body := put(t, s, "/api/v1/projects/"+project, `{"head":"`+head+`"}`)
+		require.Equal(t, http.StatusCreated, code, body)
+	}
+	checkout := func(c *cluster.Cluster) {
+		for _, s := range c.Sites() {
+			got, _ := cloneHead(t, env, s, project)
+			require.Equal(t, head, got, "clone from %s", s.Name)
+		}
+	}
 
 	t.Run("default limit", func(t *testing.T) {
 		c := startCluster(t, cluster.Options{Sites: 3, Mode: "quorum", Acks: 2})
 		a := c.Site("a")
-		createProject(t, a, project)
+		create(a)
 		etcd := etcdClient(t, c)
 
 		out, err := mirror(env, src, a.GitURL(project), "--atomic")
 		require.Error(t, err, "an atomic push of %d refs with etcd's default limit:\n%s", len(want), out)
 		require.Contains(t, out, "the refdb decides at most 128 refs in one transaction", out)
 		require.Contains(t, out, "push without --atomic", out)
-		require.Empty(t, refdbValues(t, etcd, project), "a refused push left records in the refdb")
+		require.Equal(t, []string{"refs/sitesync/head"}, slices.Collect(maps.Keys(refdbValues(t, etcd, project))), "a refused push left records in the refdb")
 
 		start := time.Now()
 		out, err = mirror(env, src, a.GitURL(project))
 		require.NoError(t, err, "git push --mirror:\n%s", tail(out, 30))
-		t.Logf("non-atomic push of %d refs: %v", len(want), time.Since(start).Round(time.Millisecond))
+		t.Logf("non-atomic push of %d refs: %v", len(want)-1, time.Since(start).Round(time.Millisecond))
 		waitRefs(t, env, project, want, c.Sites()...)
 		require.True(t, maps.Equal(want, refdbValues(t, etcd, project)), "the refdb does not hold the pushed refs")
+		checkout(c)
 	})
 
 	t.Run("raised limit", func(t *testing.T) {
@@ -95,11 +112,12 @@ func TestLargePush(t *testing.T) {
 			},
 		})
 		a := c.Site("a")
-		createProject(t, a, project)
+		create(a)
 		start := time.Now()
 		out, err := mirror(env, src, a.GitURL(project), "--atomic")
 		require.NoError(t, err, "git push --atomic --mirror:\n%s", tail(out, 30))
-		t.Logf("atomic push of %d refs: %v", len(want), time.Since(start).Round(time.Millisecond))
+		t.Logf("atomic push of %d refs: %v", len(want)-1, time.Since(start).Round(time.Millisecond))
 		waitRefs(t, env, project, want, c.Sites()...)
+		checkout(c)
 	})
 }
