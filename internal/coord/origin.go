@@ -111,6 +111,7 @@ type write struct {
 	mu      sync.Mutex
 	updates []Update
 	ships   map[string]chan error // per peer: the pack shipped to it, once
+	stopGit context.CancelFunc    // ends the push's receive-pack (Push.Context)
 
 	once sync.Once
 	err  error  // the decision's outcome, once decided

@@ -199,14 +199,18 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 	case req.Hook == hook.UpdateHook:
 		// A non-atomic push is decided at its first ref's "update" call:
 		// git then refuses just the refs the refdb did not take (a
-		// refusing reference-transaction hook would make it die). A
-		// push that failed whole is refused at "prepared" instead: git
-		// dies there, and the front door answers every ref with the
-		// reason (Rejection), which git's "hook declined" would hide.
-		if r := c.verdict(ctx, w, ups); !r.OK && w.err == nil {
-			return r
+		// refusing reference-transaction hook would make it die; the
+		// daemon's non-atomic pushes run without one, see
+		// hook.PerRefPushHooks).
+		r := c.verdict(ctx, w, ups)
+		if !r.OK && w.err != nil && !definite(w.err) {
+			// Nobody knows whether the refdb took the write: git must not
+			// report its refs as refused ("hook declined"). receive-pack
+			// is stopped instead; the client reads the reason
+			// (Rejection) or a dropped connection, never a refusal.
+			w.stop()
 		}
-		return hook.Response{OK: true}
+		return r
 	case req.Phase != hook.Prepared:
 		// committed/aborted: git ignores the answer (the hook scripts
 		// answer them without asking); readers are woken when the push ends.
@@ -215,6 +219,34 @@ func (c *Coordinator) Hook(ctx context.Context, req hook.Request) hook.Response 
 		return c.hookWrite(ctx, req.GitDir, ups)
 	}
 	return c.verdict(ctx, w, ups)
+}
+
+// definite reports whether a write that failed with err was surely not
+// decided: refused by the refdb, its rule not met, or invalid. Any other
+// failure (the refdb did not answer) leaves its outcome unknown.
+func definite(err error) bool {
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrNoQuorum) || errors.Is(err, ErrInvalid)
+}
+
+// Context is the context to run the push's git receive-pack under: the
+// coordinator ends it when the push must end without git's report (its
+// outcome is unknown, see Hook).
+func (p *Push) Context(parent context.Context) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	p.w.mu.Lock()
+	p.w.stopGit = cancel
+	p.w.mu.Unlock()
+	return ctx
+}
+
+// stop ends the push's receive-pack, if it runs under Push.Context.
+func (w *write) stop() {
+	w.mu.Lock()
+	stop := w.stopGit
+	w.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // verdict decides the push w (once: its first hook call that needs the

@@ -137,13 +137,15 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, info *requestI
 		}
 		defer push.Finish()
 		sreq.Env, sreq.Stdin = push.Env, push.Body
+		r = r.WithContext(push.Context(r.Context()))
 	}
 	h.Set("Content-Type", fmt.Sprintf("application/x-git-%s-result", req.service))
 	w.WriteHeader(http.StatusOK)
 	written := s.runService(w, r, sreq)
 	if push != nil && written == 0 {
 		// git dies without a word when sitesync's reference-transaction
-		// hook refuses the push; answer in its place, so the user reads why.
+		// hook refuses the push (or is stopped: its outcome unknown);
+		// answer in its place, so the user reads why.
 		if report, ok := push.Rejection(); ok {
 			_, _ = w.Write(report)
 		}

@@ -51,6 +51,15 @@ var scenarios = []struct {
 			"the front door answers every ref with the reason).",
 		plan: campaign.Generate(215, campaign.Long),
 	},
+	{
+		name: "RacingNonAtomicPushesWithoutReferenceTransaction",
+		why: "Long seed 400, found on the commit that ran the daemon's non-atomic pushes without the " +
+			"reference-transaction hook (the 'update' verdict guards each ref) while a push that failed " +
+			"whole was still answered 'yes' at 'update', to be refused at 'prepared': with no 'prepared' " +
+			"call left, the loser of two racing pushes to one ref was written and acknowledged without a " +
+			"refdb decision (8 violations: lost, foreign). 'update' must refuse every ref it does not take.",
+		plan: campaign.Generate(400, campaign.Long),
+	},
 }
 
 func TestScenarios(t *testing.T) {
