@@ -49,6 +49,28 @@ func largeSource(tb testing.TB, env *gittest.GitEnv) string {
 	return src
 }
 
+// serverTime is the front door's duration of the last receive-pack request
+// s logged: the server side of a push.
+func serverTime(tb testing.TB, s *cluster.Site) time.Duration {
+	tb.Helper()
+	var last time.Duration
+	for _, line := range strings.Split(s.ReadLog(), "\n") {
+		if !strings.Contains(line, "git-receive-pack") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " duration=")
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(strings.Fields(rest)[0])
+		if err == nil {
+			last = d
+		}
+	}
+	require.NotZero(tb, last, "no receive-pack request in the log of %s", s.Name)
+	return last
+}
+
 // mirror runs git push --mirror (and extra flags) from src to url.
 func mirror(env *gittest.GitEnv, src, url string, extra ...string) (string, error) {
 	return gitCmd(env, src, append(append([]string{"push", "--porcelain", "--mirror"}, extra...), url)...)
@@ -81,6 +103,27 @@ func TestLargePush(t *testing.T) {
 		}
 	}
 
+	// The same pushes to one site with replication off, for scale.
+	t.Run("one site, replication off", func(t *testing.T) {
+		c := startCluster(t, cluster.Options{Sites: 1, Refdb: "none", Mode: "async"})
+		a := c.Site("a")
+		create(a)
+		for _, atomic := range []bool{false, true} {
+			name := fmt.Sprintf("%s-%v", project, atomic)
+			code, body := put(t, a, "/api/v1/projects/"+name, `{"head":"`+head+`"}`)
+			require.Equal(t, http.StatusCreated, code, body)
+			args := []string{}
+			if atomic {
+				args = append(args, "--atomic")
+			}
+			start := time.Now()
+			out, err := mirror(env, src, a.GitURL(name), args...)
+			require.NoError(t, err, "git push --mirror %v:\n%s", args, tail(out, 30))
+			t.Logf("replication off, atomic %v: push of %d refs %v, server time %v", atomic, len(want)-1,
+				time.Since(start).Round(time.Millisecond), serverTime(t, a).Round(time.Millisecond))
+		}
+	})
+
 	t.Run("default limit", func(t *testing.T) {
 		c := startCluster(t, cluster.Options{Sites: 3, Mode: "quorum", Acks: 2})
 		a := c.Site("a")
@@ -96,8 +139,9 @@ func TestLargePush(t *testing.T) {
 		start := time.Now()
 		out, err = mirror(env, src, a.GitURL(project))
 		require.NoError(t, err, "git push --mirror:\n%s", tail(out, 30))
-		t.Logf("non-atomic push of %d refs: %v", len(want)-1, time.Since(start).Round(time.Millisecond))
+		t.Logf("non-atomic push of %d refs: %v, server time %v", len(want)-1, time.Since(start).Round(time.Millisecond), serverTime(t, a).Round(time.Millisecond))
 		waitRefs(t, env, project, want, c.Sites()...)
+		t.Logf("every site holds it %v after the push began", time.Since(start).Round(time.Millisecond))
 		require.True(t, maps.Equal(want, refdbValues(t, etcd, project)), "the refdb does not hold the pushed refs")
 		checkout(c)
 	})
@@ -116,8 +160,9 @@ func TestLargePush(t *testing.T) {
 		start := time.Now()
 		out, err := mirror(env, src, a.GitURL(project), "--atomic")
 		require.NoError(t, err, "git push --atomic --mirror:\n%s", tail(out, 30))
-		t.Logf("atomic push of %d refs: %v", len(want)-1, time.Since(start).Round(time.Millisecond))
+		t.Logf("atomic push of %d refs: %v, server time %v", len(want)-1, time.Since(start).Round(time.Millisecond), serverTime(t, a).Round(time.Millisecond))
 		waitRefs(t, env, project, want, c.Sites()...)
+		t.Logf("every site holds it %v after the push began", time.Since(start).Round(time.Millisecond))
 		checkout(c)
 	})
 }
