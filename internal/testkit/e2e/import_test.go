@@ -43,7 +43,7 @@ func importSource(tb testing.TB, env *gittest.GitEnv, shape gittest.Shape) strin
 // returns its combined output and exit code.
 func runImport(tb testing.TB, c *cluster.Cluster, s *cluster.Site, args ...string) (string, int) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Binary(), append([]string{"import", "--config", s.ConfigPath}, args...)...)
 	out, err := cmd.CombinedOutput()
