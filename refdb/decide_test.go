@@ -127,6 +127,39 @@ func TestValidateRef(t *testing.T) {
 	}
 }
 
+func TestValidateProject(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		project string
+		want    string // "" when valid
+	}{
+		{"plain", "tango/core", ""},
+		{"unicode letters", "ünïcode/日本", ""},
+		{"empty", "", "empty project name"},
+		{"NUL", "a\x00b", "control character"},
+		{"C1 control", "a\u0085b", "control character"},
+		{"right-to-left override", "evil\u202Egpj.exe", "invisible character U+202E"},
+		{"left-to-right embedding", "a\u202Ab", "invisible character U+202A"},
+		{"isolate", "a\u2066b\u2069", "invisible character U+2066"},
+		{"zero-width space", "tango\u200B/core", "invisible character U+200B"},
+		{"right-to-left mark", "a\u200Fb", "invisible character U+200F"},
+		{"byte-order mark", "\uFEFFtango", "invisible character U+FEFF"},
+		{"soft hyphen", "tan\u00ADgo", "invisible character U+00AD"},
+		{"tag character", "a\U000E0041", "invisible character U+E0041"},
+		{"line separator", "a\u2028b", "invisible character U+2028"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := refdb.ValidateProject(tc.project)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, refdb.ErrInvalid)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
 func TestRecordCodecRoundTrip(t *testing.T) {
 	r := refdb.Record{Ref: "refs/heads/x", Value: sha('c'), Version: 42, Site: "b", Txn: "t-9", Time: time.Unix(1700000000, 123456789).UTC()}
 	got, err := refdb.DecodeRecord(r.Ref, refdb.EncodeRecord(r))

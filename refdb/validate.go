@@ -3,6 +3,7 @@ package refdb
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -12,7 +13,11 @@ import (
 const MaxBatch = 10000
 
 // ValidateProject checks a project name: non-empty valid UTF-8, no control
-// characters (NUL included), at most 4096 bytes. '/' is allowed.
+// characters (NUL included), at most 4096 bytes. '/' is allowed. Nor may it
+// hold an invisible character — a Unicode format character (category Cf:
+// bidirectional overrides and isolates, zero-width characters, the
+// byte-order mark, ...) or a line or paragraph separator — the characters
+// the repositories' git.ValidateName refuses too.
 func ValidateProject(project string) error {
 	if project == "" {
 		return fmt.Errorf("%w: empty project name", ErrInvalid)
@@ -24,8 +29,11 @@ func ValidateProject(project string) error {
 		return fmt.Errorf("%w: project name %q is not UTF-8", ErrInvalid, project)
 	}
 	for _, r := range project {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return fmt.Errorf("%w: project name %q has a control character", ErrInvalid, project)
+		}
+		if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return fmt.Errorf("%w: project name %q has the invisible character %U (a bidirectional control, zero-width or other format character)", ErrInvalid, project, r)
 		}
 	}
 	return nil

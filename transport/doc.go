@@ -42,8 +42,11 @@
 // TLS 1.3 only, ALPN "sitesync/1", no session resumption. A connection is
 // accepted only if the peer's certificate chains to Config.CAFile and its
 // common name is a site in Config.Peers; a dialed peer must also carry the
-// name we dialed. Each refusal is logged as "refused peer connection" with
-// check=alpn|cert|ca|peer_name|hello|version and leaves no connection.
+// name we dialed. Each refusal — a client without a certificate included
+// (check=cert) — is logged once at Warn as "refused peer connection" with
+// check=alpn|cert|ca|peer_name|hello|version and the remote address,
+// counted in sitesync_transport_connections_refused_total{check}, and
+// leaves no connection.
 // A peer sending a frame over MaxFrame, of an unknown type or malformed gets
 // an error reply saying so (StatusTooLarge, StatusBadRequest); its
 // connection stays up. GenerateCerts writes a CA and per-site certificates

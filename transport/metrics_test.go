@@ -28,21 +28,31 @@ func TestMetrics(t *testing.T) {
 	_, err = m.Request(ctx, "b", kindEcho, []byte("x"))
 	require.NoError(t, err)
 	require.Error(t, rawDial(t, aAddr, dir, "b", "h3")) // one refusal
+	require.Error(t, rawDial(t, aAddr, dir, "", ALPN))  // and one without a certificate
 
 	names := map[string]bool{}
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	refusedALPN := 0.0
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-		if mf.GetName() == "sitesync_transport_connections_refused_total" {
-			for _, mt := range mf.GetMetric() {
-				if mt.GetLabel()[0].GetValue() == checkALPN {
-					refusedALPN = mt.GetCounter().GetValue()
+	var refusedALPN, refusedCert float64
+	require.Eventually(t, func() bool { // the server refuses after the client finished
+		mfs, err := reg.Gather()
+		if err != nil {
+			return false
+		}
+		for _, mf := range mfs {
+			names[mf.GetName()] = true
+			if mf.GetName() == "sitesync_transport_connections_refused_total" {
+				for _, mt := range mf.GetMetric() {
+					switch mt.GetLabel()[0].GetValue() {
+					case checkALPN:
+						refusedALPN = mt.GetCounter().GetValue()
+					case checkCert:
+						refusedCert = mt.GetCounter().GetValue()
+					}
 				}
 			}
 		}
-	}
+		return refusedCert > 0
+	}, 10*time.Second, 10*time.Millisecond, "a connection without a certificate is not counted")
+	assert.Equal(t, 1.0, refusedCert)
 	for _, n := range []string{
 		"sitesync_transport_rtt_seconds",
 		"sitesync_transport_sent_bytes_total",

@@ -13,17 +13,21 @@ import (
 )
 
 // rawDial connects to addr as a plain quic-go client with the given
-// certificate and ALPN, and reports whether the connection survived: it
-// fails either in the handshake or (TLS 1.3 checks the client certificate
-// after the client finished) right after it.
+// certificate (none when site is "") and ALPN, and reports whether the
+// connection survived: it fails either in the handshake or (TLS 1.3 checks
+// the client certificate after the client finished) right after it.
 func rawDial(tb testing.TB, addr, dir, site, alpn string) error {
 	tb.Helper()
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, site+".pem"), filepath.Join(dir, site+"-key.pem"))
-	require.NoError(tb, err)
+	var certs []tls.Certificate
+	if site != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, site+".pem"), filepath.Join(dir, site+"-key.pem"))
+		require.NoError(tb, err)
+		certs = append(certs, cert)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	qc, err := quic.DialAddr(ctx, addr, &tls.Config{
-		Certificates:       []tls.Certificate{cert},
+		Certificates:       certs,
 		InsecureSkipVerify: true,
 		NextProtos:         []string{alpn},
 		ServerName:         "a",
@@ -60,6 +64,10 @@ func TestRefusals(t *testing.T) {
 		}},
 		{name: "site not in peers", check: checkPeerName, text: `certificate names site \"x\", which is not a configured peer`, run: func(t *testing.T) *site {
 			require.Error(t, rawDial(t, aAddr, dir, "x", ALPN))
+			return nil
+		}},
+		{name: "no certificate", check: checkCert, text: "no certificate presented", run: func(t *testing.T) *site {
+			require.Error(t, rawDial(t, aAddr, dir, "", ALPN))
 			return nil
 		}},
 		{name: "wrong ALPN", check: checkALPN, text: `client offered ALPN [\"h3\"]`, run: func(t *testing.T) *site {

@@ -129,9 +129,13 @@ func addrString(a net.Addr) string {
 
 func (m *Mesh) serverTLS() *tls.Config {
 	base := &tls.Config{
-		MinVersion:             tls.VersionTLS13,
-		Certificates:           []tls.Certificate{m.id.cert},
-		ClientAuth:             tls.RequireAnyClientCert, // verified by verifyPeer, which names the failed check
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{m.id.cert},
+		// Asked for, not required by crypto/tls: it would refuse a client
+		// without one before verifyPeer runs, unlogged and uncounted.
+		// verifyPeer refuses it (check "cert") and names every other
+		// failed check.
+		ClientAuth:             tls.RequestClientCert,
 		NextProtos:             []string{ALPN},
 		SessionTicketsDisabled: true, // every connection presents and verifies a full chain
 	}

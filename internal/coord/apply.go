@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -323,13 +324,15 @@ func (c *Coordinator) moveTo(ctx context.Context, p *project, vs []Version, from
 	return nil
 }
 
-// localRef is the value of ref here, ZeroID if it does not exist.
+// localRef is the value of the ref named exactly ref here (no revision
+// syntax, no expansion of the name), ZeroID if it does not exist.
 func (c *Coordinator) localRef(ctx context.Context, repo *git.Repo, ref string) (string, error) {
-	ids, err := c.localRefs(ctx, repo, []string{ref})
+	// A cancelled read would kill the shared cat-file; these are short.
+	id, err := repo.Objects.RefValue(context.WithoutCancel(ctx), ref)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read %s: %w", ref, err)
 	}
-	return ids[0], nil
+	return id, nil
 }
 
 // localRefs is the value of each of refs here, ZeroID for one that does not
@@ -527,10 +530,28 @@ func (c *Coordinator) byWriter(recs []refdb.Record, peers []string) []string {
 	return uniq
 }
 
+// CheckReadRef checks a name WaitRef may read: a full ref name under refs/
+// that git's check-ref-format accepts. HEAD, short names (main) and
+// revisions (main~2, main:path, :/text, main^{tree}) are refused: the read
+// API answers a ref's value, it does not evaluate revisions. The error
+// names the ref and what is wrong with it.
+func CheckReadRef(ref string) error {
+	if !strings.HasPrefix(ref, "refs/") {
+		return fmt.Errorf("ref %q is not a full ref name under refs/ (such as refs/heads/main); short names, HEAD and revisions are not read", ref)
+	}
+	if err := refdb.ValidateRef(ref); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), refdb.ErrInvalid.Error()+": "))
+	}
+	return nil
+}
+
 // WaitRef returns the value of ref at this site once it equals want (any
 // value when want is ""), or the value it has when ctx ends, with ctx's
-// error.
+// error. ref must pass CheckReadRef.
 func (c *Coordinator) WaitRef(ctx context.Context, name, ref, want string) (string, error) {
+	if err := CheckReadRef(ref); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	repo, err := c.cfg.Repos.Open(name)
 	if err != nil {
 		return "", err

@@ -63,8 +63,8 @@ type Config struct {
 	// non-atomic push (its hooks decide at git's "update"), when set.
 	Env       []string
 	PerRefEnv []string
-	Log *slog.Logger
-	Reg prometheus.Registerer
+	Log       *slog.Logger
+	Reg       prometheus.Registerer
 	// Fault names a test-only crash point; "" in production. See faults.go.
 	Fault string
 	// NoteDB turns on the NoteDb fast path of Write (notedb.go); nil: every

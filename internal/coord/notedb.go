@@ -641,7 +641,7 @@ func (c *Coordinator) ndVotes(ctx context.Context, g, project string, batch []*n
 // bound after a pack of its objects.
 func (c *Coordinator) ndPrepareAt(ctx context.Context, g, project, peer string, batch []*ndWrite, voters []int, frame []byte, plain func() ([]byte, error), timeout time.Duration) (map[int]voteMsg, bool) {
 	out := make(map[int]voteMsg, len(voters))
-	hdr := deltaHeader{From: c.cfg.Site, Txn: g, Project: project, TimeoutMS: timeout.Milliseconds()}
+	hdr := deltaHeader{From: c.cfg.Site, Txn: g, Project: project, TimeoutMS: wireTimeout(timeout)}
 	var lacksBases bool
 	ask := func(h deltaHeader, frame []byte, idx []int) map[int]deltaVote {
 		lacksBases = false
@@ -1242,7 +1242,7 @@ func (c *Coordinator) prepareDelta(ctx context.Context, from string, h deltaHead
 	// The origin stops listening once its rule holds; the objects are
 	// still worth storing (the next batch builds on them), and a cancelled
 	// read would kill the repository's shared cat-file.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(h.TimeoutMS)*time.Millisecond+prepareGrace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), prepareTimeout(h.TimeoutMS))
 	defer cancel()
 	var votes []deltaVote
 	all := func(vote, reason string) []deltaVote {

@@ -220,7 +220,7 @@ func (w *write) updatesCopy() []Update {
 // prepareAt asks one peer to prepare the write and returns its vote. A peer
 // missing objects gets a pack and is asked again, once.
 func (c *Coordinator) prepareAt(ctx context.Context, w *write, peer string, ups []Update) voteMsg {
-	msg := prepareMsg{Txn: w.id, Project: w.project, Updates: ups, TimeoutMS: w.policy.Timeout.Milliseconds()}
+	msg := prepareMsg{Txn: w.id, Project: w.project, Updates: ups, TimeoutMS: wireTimeout(w.policy.Timeout)}
 	var shipped <-chan error
 	switch {
 	case w.tee != nil:

@@ -232,19 +232,43 @@ func backoff(n int, first, most time.Duration) time.Duration {
 	return min(d, most)
 }
 
-// maxPrepareTimeout bounds the timeout a peer's PREPARE may ask for: a write
-// waits for its rule seconds, not hours, and a peer's number must not
-// overflow a deadline (2^62 ms) or keep a prepared write for years.
+// maxPrepareTimeout bounds the timeout a peer's PREPARE (and PREPARE-DELTA)
+// may ask for: a write waits for its rule seconds, not hours, and a peer's
+// number must not overflow a deadline (2^62 ms) or keep a prepared write
+// for years. The messages' check refuses a timeout above it; the origin
+// sends at most it (wireTimeout).
 const maxPrepareTimeout = 10 * time.Minute
 
-// prepareDeadline is when a peer aborts a write prepared at now whose origin
-// waits timeoutMS for its rule, unless the refdb decided it by then.
-func prepareDeadline(now time.Time, timeoutMS int64) time.Time {
+// wireTimeout is the timeout_ms an origin that waits d for its rule puts
+// in a PREPARE: d in milliseconds, at least 1 and at most
+// maxPrepareTimeout (a peer holds the write that long at most anyway).
+func wireTimeout(d time.Duration) int64 {
+	return min(max(d.Milliseconds(), 1), maxPrepareTimeout.Milliseconds())
+}
+
+// checkTimeout checks a PREPARE's timeout_ms: 1 to maxPrepareTimeout.
+func checkTimeout(ms int64) error {
+	if ms <= 0 || ms > maxPrepareTimeout.Milliseconds() {
+		return fmt.Errorf("timeout of %d ms: want 1 to %d (%s)", ms, maxPrepareTimeout.Milliseconds(), maxPrepareTimeout)
+	}
+	return nil
+}
+
+// prepareTimeout is how long a peer waits for the origin of a PREPARE
+// that asks for timeoutMS: that, bounded by maxPrepareTimeout (the
+// message's check refuses more, this guards the conversion), plus grace.
+func prepareTimeout(timeoutMS int64) time.Duration {
 	d := maxPrepareTimeout
 	if timeoutMS >= 0 && timeoutMS < maxPrepareTimeout.Milliseconds() {
 		d = time.Duration(timeoutMS) * time.Millisecond
 	}
-	return now.Add(d + prepareGrace)
+	return d + prepareGrace
+}
+
+// prepareDeadline is when a peer aborts a write prepared at now whose origin
+// waits timeoutMS for its rule, unless the refdb decided it by then.
+func prepareDeadline(now time.Time, timeoutMS int64) time.Time {
+	return now.Add(prepareTimeout(timeoutMS))
 }
 
 // decidedEntry is the outbound entry of a write decided at origin: the

@@ -237,6 +237,67 @@ func TestPrepareDeadline(t *testing.T) {
 	}
 }
 
+// TestCheckReadRef: the read API reads full ref names under refs/ only;
+// the error names the ref and what is wrong with it, and WaitRef refuses
+// the same names before it touches a repository.
+func TestCheckReadRef(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ref  string
+		want string // "" when readable
+	}{
+		{"branch", "refs/heads/main", ""},
+		{"change ref", "refs/changes/01/1/meta", ""},
+		{"sitesync's own", "refs/sitesync/head", ""},
+		{"HEAD", "HEAD", `ref "HEAD" is not a full ref name under refs/`},
+		{"short name", "main", `ref "main" is not a full ref name under refs/`},
+		{"ancestry", "main~2", `ref "main~2" is not a full ref name`},
+		{"path in a tree", "main:f1", `ref "main:f1" is not a full ref name`},
+		{"message search", ":/regex", `ref ":/regex" is not a full ref name`},
+		{"path", "../../../../etc/passwd", `ref "../../../../etc/passwd" is not a full ref name`},
+		{"ancestry of a full name", "refs/heads/main~2", `ref "refs/heads/main~2" contains a control character or one of`},
+		{"peel", "refs/heads/main^{tree}", `ref "refs/heads/main^{tree}" contains a control character or one of`},
+		{"reflog", "refs/heads/main@{1}", `contains '..', '//' or '@{'`},
+		{"dot dot", "refs/../config", `contains '..'`},
+		{"lock", "refs/heads/a.lock", "'.lock'"},
+		{"empty", "", `ref "" is not a full ref name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckReadRef(tc.ref)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), "refdb:")
+			_, err = (&Coordinator{}).WaitRef(t.Context(), "p", tc.ref, "")
+			require.ErrorIs(t, err, ErrInvalid)
+		})
+	}
+}
+
+// TestWireTimeout: the timeout an origin sends is one every peer's check
+// takes, whatever its rule says.
+func TestWireTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    time.Duration
+		want int64
+	}{
+		{"ten seconds", 10 * time.Second, 10_000},
+		{"under a millisecond", 500 * time.Microsecond, 1},
+		{"the bound", maxPrepareTimeout, maxPrepareTimeout.Milliseconds()},
+		{"an hour: bounded", time.Hour, maxPrepareTimeout.Milliseconds()},
+		{"the largest duration", time.Duration(1<<63 - 1), maxPrepareTimeout.Milliseconds()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := wireTimeout(tc.d)
+			require.Equal(t, tc.want, got)
+			require.NoError(t, checkTimeout(got))
+		})
+	}
+}
+
 func TestRetries(t *testing.T) {
 	var r retries
 	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)

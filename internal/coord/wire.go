@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -109,8 +108,8 @@ func (m *prepareMsg) check() error {
 	if err := checkWrite(m.Txn, m.Project); err != nil {
 		return err
 	}
-	if m.TimeoutMS < 0 {
-		return fmt.Errorf("negative timeout %d", m.TimeoutMS)
+	if err := checkTimeout(m.TimeoutMS); err != nil {
+		return err
 	}
 	return checkUpdates(m.Updates)
 }
@@ -425,8 +424,8 @@ func parseDelta(b []byte, from string) (deltaMsg, error) {
 	}
 	if flags&deltaTimeout != 0 {
 		t := r.Uvarint("timeout")
-		if r.Err == nil && (t == 0 || t > math.MaxInt64) {
-			return m, fmt.Errorf("timeout of %d ms", t)
+		if r.Err == nil && (t == 0 || t > uint64(maxPrepareTimeout.Milliseconds())) {
+			return m, fmt.Errorf("timeout of %d ms: want 1 to %d (%s)", t, maxPrepareTimeout.Milliseconds(), maxPrepareTimeout)
 		}
 		h.TimeoutMS = int64(t)
 	}
@@ -587,8 +586,10 @@ func (h *deltaHeader) check() error {
 	} else if err := checkWrite(h.Txn, h.Project); err != nil {
 		return err
 	}
-	if h.TimeoutMS < 0 {
-		return fmt.Errorf("negative timeout %d", h.TimeoutMS)
+	if h.TimeoutMS != 0 { // 0: no timeout sent (not a prepare)
+		if err := checkTimeout(h.TimeoutMS); err != nil {
+			return err
+		}
 	}
 	if h.Named != nil && len(h.Named) != len(h.Versions) {
 		return fmt.Errorf("%d names for %d versions", len(h.Named), len(h.Versions))

@@ -3,6 +3,7 @@ package frontdoor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -14,15 +15,46 @@ import (
 const maxProjectBody = 64 << 10
 
 // readOptionalJSON decodes r's body into v when it has one; an empty body
-// leaves v as it is. On a malformed body it answers 400 and returns false.
+// leaves v as it is. On a malformed body it answers 400, on one larger
+// than maxProjectBody 413, and returns false.
 func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxProjectBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request body: " + err.Error()})
+	return decodeBody(w, r, v, maxProjectBody, true)
+}
+
+// decodeBody decodes r's JSON body, at most limit bytes, into v; an empty
+// body is an error unless optional (v is left as it is). On failure it
+// answers — 413 naming the limit for a body larger than limit, 400 for a
+// malformed one — and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional bool) bool {
+	if r.ContentLength > limit {
+		writeTooLarge(w, limit)
 		return false
 	}
-	return true
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil, optional && errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &tooLarge):
+		writeTooLarge(w, limit)
+	default:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request body: " + err.Error()})
+	}
+	return false
+}
+
+// writeTooLarge answers 413 for a body over limit bytes.
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	size := fmt.Sprintf("%d bytes", limit)
+	switch {
+	case limit >= 1<<20 && limit%(1<<20) == 0:
+		size = fmt.Sprintf("%d MiB", limit>>20)
+	case limit >= 1<<10 && limit%(1<<10) == 0:
+		size = fmt.Sprintf("%d KiB", limit>>10)
+	}
+	writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "request body larger than the limit of " + size})
 }
 
 // setHead answers PUT /api/v1/projects/{name}/head {"ref":REF}: HEAD points

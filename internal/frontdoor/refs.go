@@ -2,10 +2,8 @@ package frontdoor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -48,10 +46,7 @@ type conflictRef struct {
 // writeRefs answers POST /api/v1/projects/{name}/refs, the local write API.
 func (s *Server) writeRefs(w http.ResponseWriter, r *http.Request, name string) {
 	var req writeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxWriteBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "malformed request body: " + err.Error()})
+	if !decodeBody(w, r, &req, maxWriteBody, false) {
 		return
 	}
 	res, err := s.cfg.Coord.Write(r.Context(), name, req.Updates)
@@ -89,8 +84,15 @@ type refBody struct {
 }
 
 // readRef answers GET /api/v1/projects/{name}/refs/{ref}?until=SHA&timeout=D:
-// the ref's value at this site, once it equals until if that is given.
+// the ref's value at this site, once it equals until if that is given. ref
+// is a full ref name under refs/ (coord.CheckReadRef), read as a ref, never
+// evaluated as a revision: anything else is refused with 400. A ref that
+// does not exist has the zero id.
 func (s *Server) readRef(w http.ResponseWriter, r *http.Request, name, ref string) {
+	if err := coord.CheckReadRef(ref); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
 	q := r.URL.Query()
 	until := q.Get("until")
 	if until != "" && !git.IsID(until) {
@@ -114,6 +116,8 @@ func (s *Server) readRef(w http.ResponseWriter, r *http.Request, name, ref strin
 		writeJSON(w, http.StatusOK, refBody{Ref: ref, Value: value})
 	case errors.Is(err, context.DeadlineExceeded) && value != "":
 		writeJSON(w, http.StatusGatewayTimeout, map[string]string{"ref": ref, "value": value, "error": fmt.Sprintf("%s is still %s at site %s after %s", ref, value, s.cfg.Site, timeout)})
+	case errors.Is(err, coord.ErrInvalid):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 	default:
 		writeJSON(w, statusOf(err), apiError{Error: err.Error()})
 	}

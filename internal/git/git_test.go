@@ -12,8 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/sitesync/sitesync/internal/refmove"
+	"github.com/sitesync/sitesync/refdb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,11 +43,42 @@ func TestValidateName(t *testing.T) {
 		{strings.Repeat("a", 256), "segment longer"},
 		{strings.Repeat("a/", 600), "longer than 1024"},
 		{"\xff", "UTF-8"},
+		{"a\u0085b", "control character"},
+		{"evil\u202Egpj", "invisible character U+202E"},
+		{"a\u202Ab", "invisible character U+202A"},
+		{"a\u2066b\u2069", "invisible character U+2066"},
+		{"tango\u200B/core", "invisible character U+200B"},
+		{"a\u200Fb", "invisible character U+200F"},
+		{"\uFEFFtango", "invisible character U+FEFF"},
+		{"tan\u00ADgo", "invisible character U+00AD"},
+		{"a\U000E0041", "invisible character U+E0041"},
+		{"a\u2028b", "invisible character U+2028"},
 	}
 	for _, tc := range bad {
 		err := ValidateName(tc.name)
 		require.ErrorIs(t, err, ErrBadName, tc.name)
 		require.ErrorContains(t, err, tc.reason, tc.name)
+	}
+}
+
+// TestNameCharactersAgree: every character the refdb refuses in a project
+// name the repositories refuse too, and the other way round for the
+// characters both judge (control and invisible ones): a name the API
+// accepts is one the refdb stores.
+func TestNameCharactersAgree(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if r >= 0xD800 && r <= 0xDFFF { // surrogates: not in valid UTF-8
+			continue
+		}
+		switch r {
+		case '/', '\\', ':', '*', '?', '[', '~', '^', '.', '-':
+			continue // rules of paths and git, not of characters
+		}
+		name := "a" + string(r) + "b"
+		gitErr, dbErr := ValidateName(name), refdb.ValidateProject(name)
+		if (gitErr == nil) != (dbErr == nil) {
+			t.Fatalf("%U: git.ValidateName says %v, refdb.ValidateProject says %v", r, gitErr, dbErr)
+		}
 	}
 }
 

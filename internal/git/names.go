@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -36,7 +37,8 @@ func (e *NameError) Error() string {
 func (e *NameError) Is(target error) bool { return target == ErrBadName }
 
 // ValidateName checks a project name: one or more '/'-separated segments of
-// printable characters, none empty, none "." or "..", none starting with '.'
+// printable characters (no control characters, no invisible ones: see
+// invisible), none empty, none "." or "..", none starting with '.'
 // or '-' (git would take it for an option) and none ending in ".git", which
 // would nest one repository's directory inside another's path.
 func ValidateName(name string) error {
@@ -53,8 +55,10 @@ func ValidateName(name string) error {
 	}
 	for _, r := range name {
 		switch {
-		case r < 0x20 || r == 0x7f:
+		case unicode.IsControl(r): // C0, DEL and C1
 			return bad("control character")
+		case invisible(r):
+			return bad(fmt.Sprintf("invisible character %U (a bidirectional control, zero-width or other format character): a name must read as it is", r))
 		case r == '\\':
 			return bad("backslash")
 		case r == ':' || r == '*' || r == '?' || r == '[' || r == '~' || r == '^':
@@ -78,6 +82,17 @@ func ValidateName(name string) error {
 		}
 	}
 	return nil
+}
+
+// invisible reports whether r is a character a name must not hold because
+// it is not seen or changes how the text around it reads: a Unicode format
+// character (category Cf: the bidirectional embeddings, overrides and
+// isolates U+202A–U+202E and U+2066–U+2069, the zero-width characters and
+// marks U+200B–U+200F, the byte-order mark U+FEFF, the soft hyphen, ...) or
+// a line or paragraph separator (U+2028, U+2029). refdb.ValidateProject
+// refuses the same characters, so the API, the mesh and the refdb agree.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // Root is the directory holding the bare repositories of a site, one
