@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -444,6 +445,17 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	p := c.project(name)
 	p.apply.Lock()
 	defer p.apply.Unlock()
+	// A write of this site decided while this pass reads (the refdb, then
+	// the refs here) is newer than the records read: its refs are left to
+	// the next pass, never moved back to what the refdb held before it.
+	p.mu.Lock()
+	seen := maps.Clone(p.applied)
+	p.mu.Unlock()
+	movedSince := func(ref string) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.applied[ref] != seen[ref]
+	}
 	rctx, cancel := context.WithTimeout(ctx, refdbTimeout)
 	recs, err := c.cfg.Store.List(rctx, name)
 	cancel()
@@ -463,7 +475,7 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 		return fmt.Errorf("catch up %q: %w", name, err)
 	}
 	c.noteUnimported(name, recs, local)
-	behind := behindRefdb(recs, local, c.cfg.Guarded, p.inflightRef)
+	behind := behindRefdb(recs, local, c.cfg.Guarded, func(ref string) bool { return p.inflightRef(ref) || movedSince(ref) })
 	peers := append(slices.Clone(from), c.peersOf(c.policy(name))...)
 	peers = c.byWriter(recs, peers)
 	start := time.Now()
@@ -491,7 +503,7 @@ func (c *Coordinator) catchUpProject(ctx context.Context, name string, from []st
 	// what the refdb holds, whatever a peer's message said before.
 	p.mu.Lock()
 	for _, r := range recs {
-		if !failing[r.Ref] {
+		if !failing[r.Ref] && p.applied[r.Ref] == seen[r.Ref] {
 			p.applied[r.Ref] = r.Version
 			if r.Site != "" {
 				p.writers[r.Ref] = r.Site
