@@ -47,12 +47,16 @@
 //     one background pass at a time, deliveries in the background.
 //   - Background work (catchUpLoop, a resolve pass, a delivery and its
 //     per-peer sends, a pack shipment, an abort, a NoteDb release, the end
-//     of a NoteDb batch's votes) starts through background and is owned by
+//     of a NoteDb batch's votes, the catch-up of refs a write lost to
+//     another site's) starts through background and is owned by
 //     Run, which returns only after all of it has ended; none starts after
 //     Run returned.
 //   - A request's goroutines end before the request returns: decide's votes
 //     are cancelled and waited for once the rule holds or cannot hold;
-//     CreateProject waits for its peers.
+//     CreateProject, DeleteProject and Import wait for their peers.
+//   - A push's git receive-pack belongs to the front door's request; the
+//     coordinator may only end it early, through the cancel of
+//     Push.Context (an outcome the refdb did not confirm).
 //   - The NoteDb batchers (notedbfast.Batcher) are owned by the coordinator
 //     and stopped by Run's end (noteDB.close).
 //
