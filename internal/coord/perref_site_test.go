@@ -97,19 +97,30 @@ func TestNonAtomicPushDecidesEachRef(t *testing.T) {
 		10*time.Second, 50*time.Millisecond, "a did not catch up with the ref its push lost")
 }
 
-// TestLargePushEmbedded: a mirror push of the -corpus bundle (opt-in; e.g.
-// -corpus /work/shared/corpus/plugins_high-availability.bundle) to a
+// TestLargePushEmbedded: a mirror push of the -corpus bundle (e.g.
+// -corpus /work/shared/corpus/plugins_high-availability.bundle; without it
+// a generated repository of ~210 refs) to a
 // 3-site quorum cluster on the embedded refdb (the TiKV client's own
 // store), non-atomic and atomic: exit 0, every site identical and fsck
 // clean, HEAD checked out by a clone from each site.
 func TestLargePushEmbedded(t *testing.T) {
-	corpus := flag.Lookup("corpus").Value.String() // wire_test.go's flag
-	if corpus == "" {
-		t.Skip("no -corpus given")
-	}
 	e := gittest.Env(t)
 	src := filepath.Join(t.TempDir(), "corpus.git")
-	e.Run(t, "", "clone", "--quiet", "--mirror", corpus, src)
+	if corpus := flag.Lookup("corpus").Value.String(); corpus != "" { // wire_test.go's flag
+		e.Run(t, "", "clone", "--quiet", "--mirror", corpus, src)
+	} else {
+		// Without -corpus: a generated repository, HEAD at master, with
+		// more refs than one etcd transaction takes.
+		gen := gittest.Generate(t, e, gittest.Shape{Commits: 20, Branches: 3})
+		e.Run(t, "", "clone", "--quiet", "--mirror", gen, src)
+		e.Run(t, src, "branch", "-m", "main", "master")
+		commits := strings.Fields(e.Run(t, src, "rev-list", "--all"))
+		var in strings.Builder
+		for i := 1; i <= 200; i++ {
+			fmt.Fprintf(&in, "create refs/changes/%02d/%d/1 %s\n", i%100, i, commits[i%len(commits)])
+		}
+		e.RunInput(t, src, []byte(in.String()), "update-ref", "--stdin")
+	}
 	want := e.Refs(t, src)
 	// The project is created with the corpus's HEAD, which sitesync
 	// records as refs/sitesync/head.
